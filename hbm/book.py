@@ -1,0 +1,97 @@
+"""Shared set-up for every chapter, imported by its hidden first cell.
+
+Like R4DS's ``_common.R``: one place for the book's seed, Altair theme and display options, so
+no chapter copies set-up code. A chapter starts with::
+
+    ```{python}
+    #| include: false
+    from hbm.book import setup
+    setup()
+    ```
+
+Model cells do not rely on this cell: each imports what it uses (``from hbm.book import SEED``)
+so it runs when copied alone into a fresh kernel.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+#: The book's seed. Every random call passes it (or a value derived from it) explicitly.
+SEED = 20261121
+
+#: Okabe-Ito palette: distinguishable with the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+#: Colours of the three estimators, used by every chapter that compares them.
+METHOD_COLORS = {
+    "No pooling": "#E69F00",
+    "Complete pooling": "#56B4E9",
+    "Partial pooling": "#0072B2",
+    "Empirical Bayes": "#009E73",
+    "Truth": "#000000",
+}
+
+THEME = "borrowing-strength"
+
+
+@alt.theme.register(THEME, enable=False)
+def _theme() -> alt.theme.ThemeConfig:
+    """The book's Altair theme: quiet axes, readable fonts, a colour-blind-safe palette."""
+    return {
+        "width": 560,
+        "height": 320,
+        "config": {
+            "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+            "view": {"stroke": None},
+            "axis": {"labelFontSize": 12, "titleFontSize": 13, "gridColor": "#e8e8e8", "domainColor": "#888"},
+            "legend": {"labelFontSize": 12, "titleFontSize": 13},
+            "header": {"labelFontSize": 12, "titleFontSize": 13},
+            "title": {"fontSize": 14, "anchor": "start"},
+            "range": {"category": list(PALETTE)},
+        },
+    }
+
+
+def setup() -> np.random.Generator:
+    """Apply the book's theme and display options; return a generator seeded with ``SEED``.
+
+    Idempotent: calling it twice changes nothing.
+    """
+    alt.theme.enable(THEME)
+    # Charts embed their data in the page; a limit above the book's largest chart, not none.
+    alt.data_transformers.enable("default", max_rows=50_000)
+    pd.set_option("display.precision", 3)
+    pd.set_option("display.max_rows", 30)
+    pd.set_option("display.max_columns", 20)
+    pd.set_option("display.width", 100)
+    np.set_printoptions(precision=4, suppress=True)
+    return np.random.default_rng(SEED)
+
+
+class Inline(str):
+    """A string that displays without quotes, for inline ```{python} expr``` results.
+
+    IPython shows a ``str`` as its ``repr`` (with quotes); Quarto versions differ in whether
+    they strip them. An ``Inline`` displays as its plain text everywhere.
+    """
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def fmt(x: float, spec: str = ".2f") -> Inline:
+    """Format a number for prose: ``fmt(0.1234, ".3f") -> 0.123``; negative sign is a minus."""
+    return Inline(format(float(x), spec).replace("-", "\u2212"))
+
+
+def pct(x: float, digits: int = 0) -> Inline:
+    """Format a proportion as a percentage: ``pct(0.256) -> 26%``."""
+    return Inline(f"{100 * float(x):.{digits}f}%")
+
+
+def count(n: int) -> Inline:
+    """Format a count with thousands separators: ``count(1200000) -> 1,200,000``."""
+    return Inline(f"{int(n):,}")

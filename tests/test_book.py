@@ -1,0 +1,270 @@
+"""The book as a whole: it executes as Quarto would, and its references and options resolve.
+
+Where the ``quarto`` binary is absent these tests stand in for ``quarto render``; where it is
+present, ``test_quarto_render`` renders the book for real.
+"""
+
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hbm import quarto
+from hbm.execute import KERNEL_NAME, execute_chapter, read_chapter
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHAPTERS = [name for name in quarto.book_files(ROOT) if name.endswith(".qmd")]
+
+
+def test_config_settings():
+    """_quarto.yml is a book with freeze, the Jupyter cache, the project kernel and execution from the root."""
+    config = quarto.load_config(ROOT)
+    assert config["project"]["type"] == "book"
+    assert config["project"]["execute-dir"] == "project"
+    assert config["execute"]["freeze"] == "auto"
+    assert config["execute"]["cache"] is True
+    assert config["jupyter"] == KERNEL_NAME
+    assert (ROOT / config["bibliography"]).exists()
+    html = config["format"]["html"]
+    assert html["code-tools"] and html["code-copy"]
+
+
+def test_listed_chapters_exist():
+    """Every file listed in _quarto.yml exists."""
+    assert quarto.check_chapters_exist(ROOT) == []
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapter_executes(name, run_chapter):
+    """Each chapter runs top to bottom in a fresh kernel, inline expressions included."""
+    executed = run_chapter(name)
+    assert executed.error is None, executed.error
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_inline_values_are_real(name, chapter):
+    """No inline expression renders as an empty, nan or None value in the prose."""
+    executed = chapter(name)
+    bad = {expr: text for expr, text in executed.inline.items()
+           if text.strip().strip("'\"").lower() in ("", "nan", "none", "<na>", "inf", "-inf")}
+    assert not bad, f"{name}: inline expressions with no real value: {bad}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chart_cells_have_caption_and_alt(name, chapter):
+    """Every cell whose output is a chart has fig-cap and fig-alt (screen readers get the alt text)."""
+    executed = chapter(name)
+    problems = []
+    for cell in executed.cells:
+        outputs = executed.notebook.cells[cell.index].get("outputs", [])
+        is_chart = any(
+            any(key.startswith(("application/vnd.vegalite", "image/")) for key in out.get("data", {}))
+            for out in outputs
+        )
+        if is_chart and not (cell.options.get("fig-cap") and cell.options.get("fig-alt")):
+            problems.append(f"{name}:{cell.first_line}: chart cell lacks fig-cap or fig-alt")
+    assert not problems, "\n".join(problems)
+
+
+def test_crossrefs_resolve():
+    """Every @fig-/@tbl-/@sec-/@eq- reference has a label somewhere in the book."""
+    assert quarto.check_crossrefs(ROOT) == []
+
+
+def test_citations_in_bibliography():
+    """Every citation key is in references.bib."""
+    assert quarto.check_citations(ROOT) == []
+
+
+def test_figure_cells_declare_caption_and_alt():
+    """Every figure cell (label fig-* or a fig-cap) states fig-cap and fig-alt."""
+    assert quarto.check_figure_options(ROOT) == []
+
+
+def test_standalone_cells_define_what_they_use():
+    """Every '# Standalone model cell' imports and loads everything it uses."""
+    assert quarto.standalone_cells(ROOT), "the book should mark its model cells as standalone"
+    assert quarto.check_standalone_cells(ROOT) == []
+
+
+def test_intro_model_cell_runs_alone(tmp_path):
+    """The intro's standalone model cell runs in a fresh kernel with nothing but hbm installed."""
+    (chapter, line, source) = next(c for c in quarto.standalone_cells(ROOT) if c[0] == "chapters/intro.qmd")
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    qmd = tmp_path / "alone.qmd"
+    qmd.write_text(f"```{{python}}\n{source}\n```\n", encoding="utf-8")
+    executed = execute_chapter(qmd, root=tmp_path)
+    assert executed.error is None, f"{chapter}:{line}: {executed.error}"
+
+
+@pytest.mark.quarto
+def test_quarto_render():
+    """`quarto render` of the whole book succeeds and writes each chapter's HTML."""
+    binary = shutil.which("quarto")
+    if binary is None:
+        pytest.skip("the quarto binary is not on PATH (it cannot be installed without internet "
+                    "access); the executed-chapter and static checks above stand in for it")
+    subprocess.run([binary, "render"], cwd=ROOT, check=True)
+    for name in CHAPTERS:
+        assert (ROOT / "_book" / name).with_suffix(".html").exists(), name
+
+
+# A broken chapter must fail with a message naming the chapter and the cause.
+
+
+def _tiny_book(tmp_path, chapter_text):
+    """A one-chapter copy of the book's configuration with the given chapter text."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "references.bib").write_text("@book{known2020,\n  title = {Known},\n  year = {2020}\n}\n")
+    (tmp_path / "_quarto.yml").write_text(textwrap.dedent("""\
+        project:
+          type: book
+        book:
+          chapters:
+            - chapters/broken.qmd
+        bibliography: references.bib
+        """))
+    (tmp_path / "chapters" / "broken.qmd").write_text(textwrap.dedent(chapter_text))
+    return tmp_path
+
+
+def test_raised_exception_names_chapter_line_and_cause(tmp_path):
+    """An exception in a cell is reported with the chapter, its line in the .qmd and the error."""
+    root = _tiny_book(tmp_path, """\
+        # Broken
+
+        ```{python}
+        x = 1
+        ```
+
+        ```{python}
+        y = 2
+        raise ValueError("bad input in cell two")
+        ```
+        """)
+    executed = execute_chapter(root / "chapters" / "broken.qmd", root=root)
+    assert executed.error is not None
+    assert "chapters/broken.qmd" in executed.error
+    assert "line 9" in executed.error
+    assert "ValueError: bad input in cell two" in executed.error
+
+
+def test_failing_inline_expression_is_reported(tmp_path):
+    """An inline expression that raises is reported with its text, line and error."""
+    root = _tiny_book(tmp_path, """\
+        # Broken
+
+        ```{python}
+        x = 1
+        ```
+
+        The value is `{python} undefined_name + x`.
+        """)
+    executed = execute_chapter(root / "chapters" / "broken.qmd", root=root)
+    assert "chapters/broken.qmd" in executed.error
+    assert "undefined_name + x" in executed.error and "line 7" in executed.error
+    assert "NameError" in executed.error
+
+
+def test_inline_expression_values_are_captured(tmp_path):
+    """Inline expressions are evaluated after the cells, formatted as IPython displays them."""
+    root = _tiny_book(tmp_path, """\
+        # Fine
+
+        ```{python}
+        from hbm.book import fmt
+        x = 0.12345
+        ```
+
+        The value is `{python} fmt(x, ".2f")` and `{python} 2 + 2`.
+
+        ```{dot}
+        digraph { a -> b }
+        ```
+        """)
+    executed = execute_chapter(root / "chapters" / "broken.qmd", root=root)
+    assert executed.error is None, executed.error
+    assert executed.inline == {'fmt(x, ".2f")': "0.12", "2 + 2": "4"}
+
+
+def test_undefined_crossref_is_reported(tmp_path):
+    """A reference to a figure label that does not exist names the chapter, line and label."""
+    root = _tiny_book(tmp_path, """\
+        # Broken {#sec-broken}
+
+        As @fig-missing shows, and @sec-broken says.
+        """)
+    assert quarto.check_crossrefs(root) == [
+        "chapters/broken.qmd:3: cross-reference @fig-missing has no matching label"
+    ]
+
+
+def test_unknown_citation_is_reported(tmp_path):
+    """A citation key missing from the bibliography names the chapter, line and key."""
+    root = _tiny_book(tmp_path, """\
+        # Broken
+
+        As @known2020 and [@unknown1999, p. 3] say; mail someone@example.com.
+        """)
+    assert quarto.check_citations(root) == [
+        "chapters/broken.qmd:3: citation @unknown1999 is not in the bibliography"
+    ]
+
+
+def test_figure_without_alt_is_reported(tmp_path):
+    """A figure cell without fig-alt is reported with chapter and line."""
+    root = _tiny_book(tmp_path, """\
+        # Broken
+
+        ```{python}
+        #| label: fig-a
+        #| fig-cap: "A caption"
+        1
+        ```
+        """)
+    assert quarto.check_figure_options(root) == ["chapters/broken.qmd:4: figure cell lacks fig-alt"]
+
+
+def test_standalone_cell_with_outside_name_is_reported(tmp_path):
+    """A standalone model cell that relies on an earlier cell's variable is reported."""
+    root = _tiny_book(tmp_path, """\
+        # Broken
+
+        ```{python}
+        # Standalone model cell: runs on its own.
+        import numpy as np
+        fit = np.mean(data)
+        ```
+        """)
+    assert quarto.check_standalone_cells(root) == [
+        "chapters/broken.qmd:4: standalone model cell uses data without defining or importing it"
+    ]
+
+
+def test_missing_chapter_is_reported(tmp_path):
+    """A chapter listed in _quarto.yml but absent is reported."""
+    root = _tiny_book(tmp_path, "# Fine\n")
+    (root / "chapters" / "broken.qmd").unlink()
+    assert quarto.check_chapters_exist(root) == ["_quarto.yml lists chapters/broken.qmd, which does not exist"]
+
+
+def test_read_chapter_maps_cells_to_lines(tmp_path):
+    """Python cells are found with their first source line; dot/mermaid cells are skipped."""
+    root = _tiny_book(tmp_path, """\
+        # T
+
+        ```{python}
+        #| label: fig-x
+        a = 1
+        ```
+
+        ```{mermaid}
+        flowchart TD
+        ```
+        """)
+    _, cells, inline = read_chapter(root / "chapters" / "broken.qmd")
+    assert [(c.first_line, c.options) for c in cells] == [(4, {"label": "fig-x"})]
+    assert inline == []
