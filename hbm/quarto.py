@@ -48,6 +48,12 @@ def book_files(root: Path) -> list[str]:
     return files
 
 
+def _files(root: Path, files: list[str] | None) -> list[str]:
+    """The book's files plus any extra ``files`` (a chapter not yet listed in ``_quarto.yml``)."""
+    listed = book_files(root)
+    return listed + [f for f in files or [] if f not in listed]
+
+
 def _prose_lines(text: str):
     """(line number, line) for lines outside code chunks and outside the YAML front matter."""
     in_code, in_yaml = False, False
@@ -82,10 +88,10 @@ def _cells(text: str):
         i += 1
 
 
-def labels(root: Path) -> dict[str, str]:
+def labels(root: Path, files: list[str] | None = None) -> dict[str, str]:
     """Every cross-reference label defined in the book, mapped to the file defining it."""
     found = {}
-    for name in book_files(root):
+    for name in _files(root, files):
         path = Path(root) / name
         if not path.exists():
             continue
@@ -119,11 +125,11 @@ def check_chapters_exist(root: Path) -> list[str]:
             if not (Path(root) / name).exists()]
 
 
-def check_crossrefs(root: Path) -> list[str]:
+def check_crossrefs(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: ``@fig-``/``@tbl-``/``@sec-``/``@eq-`` references to undefined labels."""
-    defined = labels(root)
+    defined = labels(root, files)
     problems = []
-    for name in book_files(root):
+    for name in _files(root, files):
         path = Path(root) / name
         if not path.exists():
             continue
@@ -134,11 +140,11 @@ def check_crossrefs(root: Path) -> list[str]:
     return problems
 
 
-def check_citations(root: Path) -> list[str]:
+def check_citations(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: citation keys that are not in the bibliography."""
     keys = bib_keys(root)
     problems = []
-    for name in book_files(root):
+    for name in _files(root, files):
         path = Path(root) / name
         if not path.exists():
             continue
@@ -153,10 +159,10 @@ def check_citations(root: Path) -> list[str]:
     return problems
 
 
-def check_figure_options(root: Path) -> list[str]:
+def check_figure_options(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: figure cells (label ``fig-*`` or a ``fig-cap``) without ``fig-cap`` and ``fig-alt``."""
     problems = []
-    for name in book_files(root):
+    for name in _files(root, files):
         path = Path(root) / name
         if not path.exists():
             continue
@@ -195,33 +201,26 @@ def _free_names(source: str) -> set[str]:
     return used - defined
 
 
-def check_standalone_cells(root: Path) -> list[str]:
+def check_standalone_cells(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: a cell marked ``# Standalone model cell`` that reads a name it does not define.
 
     Such a cell must run when copied alone into a fresh session with ``hbm`` installed, so it
     must import and load everything it uses.
     """
     problems = []
-    for name in book_files(root):
-        path = Path(root) / name
-        if not path.exists():
-            continue
-        for start, _, source in _cells(path.read_text(encoding="utf-8")):
-            body = [ln for ln in source.splitlines() if not ln.startswith("#|")]
-            if body and body[0].startswith(STANDALONE_MARK):
-                free = sorted(_free_names(source))
-                if free:
-                    problems.append(
-                        f"{name}:{start}: standalone model cell uses {', '.join(free)} "
-                        "without defining or importing it"
-                    )
+    for name, start, source in standalone_cells(root, files):
+        free = sorted(_free_names(source))
+        if free:
+            problems.append(
+                f"{name}:{start}: standalone model cell uses {', '.join(free)} without defining or importing it"
+            )
     return problems
 
 
-def standalone_cells(root: Path) -> list[tuple[str, int, str]]:
+def standalone_cells(root: Path, files: list[str] | None = None) -> list[tuple[str, int, str]]:
     """(chapter, first line, source) of every standalone model cell in the book."""
     out = []
-    for name in book_files(root):
+    for name in _files(root, files):
         path = Path(root) / name
         if path.exists():
             for start, _, source in _cells(path.read_text(encoding="utf-8")):
@@ -231,7 +230,7 @@ def standalone_cells(root: Path) -> list[tuple[str, int, str]]:
     return out
 
 
-def check_all(root: Path) -> list[str]:
+def check_all(root: Path, files: list[str] | None = None) -> list[str]:
     """Every static problem in the book."""
-    return (check_chapters_exist(root) + check_crossrefs(root) + check_citations(root)
-            + check_figure_options(root) + check_standalone_cells(root))
+    return (check_chapters_exist(root) + check_crossrefs(root, files) + check_citations(root, files)
+            + check_figure_options(root, files) + check_standalone_cells(root, files))
