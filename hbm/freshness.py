@@ -1,0 +1,802 @@
+"""Re-execute exactly the chapters whose inputs changed since they were last rendered.
+
+Quarto's freeze (``execute: freeze: auto``) and its Jupyter cache (``execute: cache: true``)
+key on a chapter's source alone, so after a reader swaps a CSV in ``data/`` or edits an ``hbm``
+module a re-render would show the old numbers. This module closes that gap.
+
+* **Inputs.** Each computational chapter's inputs (the data files it reads through
+  :mod:`hbm.data` and the ``hbm`` modules it imports, transitively) are *recorded by executing
+  it*: :data:`hbm.data.READ_LOG` lists every file the loaders read and ``sys.modules`` every
+  ``hbm`` module imported, read from the chapter's live kernel by :func:`chapter_inputs`. They
+  are kept in the committed manifest :data:`MANIFEST` (``chapters/_inputs.yml``), written by
+  ``python -m hbm.freshness record`` and checked against a real execution of every chapter by
+  ``tests/test_freshness.py``. A chapter missing from the manifest counts every data file and
+  every ``hbm`` module as its input, so it is never left stale.
+* **Fingerprints.** A chapter's fingerprint is the SHA-256 of its ``.qmd`` and of each input
+  file, plus the versions of the pinned stack (:data:`STACK`) and of Python. The fingerprints of
+  the last successful render live in :data:`FINGERPRINTS` (``_freeze/.fingerprints.json``):
+  beside the frozen results they vouch for, outside git, and gone when ``_freeze/`` is removed,
+  in which case every chapter counts as new.
+* **Pre-render** (:func:`pre_render`, run by Quarto through ``scripts/pre_render.py``): compare
+  the fingerprints of the chapters being rendered with the stored ones, validate the CSVs the
+  stale chapters read with their :mod:`hbm.data` loaders (a bad file stops the render before
+  anything is deleted or executed), print one line per stale chapter saying why, delete exactly
+  those chapters' ``_freeze/`` entries and Jupyter-cache entries, and keep the new fingerprints
+  as pending (:data:`PENDING`).
+* **Post-render** (:func:`post_render`, ``scripts/post_render.py``): Quarto runs it only after
+  a successful render; it stores the pending fingerprints of the chapters that were rendered.
+
+Documented Quarto behaviour relied on (Quarto >= 1.4; source files of quarto-cli named)
+------------------------------------------------------------------------------------------
+* ``project: pre-render/post-render`` scripts run with the project directory as working
+  directory; a ``.py`` script runs with Quarto's Python (``QUARTO_PYTHON`` if set, else
+  ``python3`` on ``PATH``; ``src/core/run/python.ts``, ``src/core/jupyter/exec.ts``). Both get
+  ``QUARTO_PROJECT_RENDER_ALL`` ("1" for a render of the whole project) and
+  ``QUARTO_PROJECT_OUTPUT_DIR``; pre-render also gets ``QUARTO_PROJECT_INPUT_FILES`` and
+  post-render ``QUARTO_PROJECT_OUTPUT_FILES``, newline-separated paths relative to the project
+  directory; with ``QUARTO_USE_FILE_FOR_PROJECT_INPUT_FILES`` (or ``..._OUTPUT_FILES``) set the
+  list is written to that file instead (https://quarto.org/docs/projects/scripts.html).
+* A script that exits non-zero makes the render fail before anything is executed (pre-render)
+  (``runScripts`` in ``src/command/render/project.ts`` throws on ``!result.success``), and
+  post-render scripts run only when the render had no error.
+* Frozen results of ``<dir>/<stem>.qmd`` live in ``_freeze/<dir>/<stem>/``
+  (``execute-results/html.json`` and figure folders; ``asFreezerDir`` in
+  ``src/command/render/freeze.ts`` drops the ``_files`` suffix); Quarto keeps a hidden copy with
+  the same layout under ``.quarto/_freeze/``. A frozen result is used when its stored hash of
+  the source matches, so deleting the folder forces execution.
+* The Jupyter cache: Quarto's ``notebook.py`` changes into the directory of the intermediate
+  notebook (``<dir>/<stem>.quarto_ipynb``, ``<stem>.ipynb`` before Quarto 1.5, with ``_1``,
+  ``_2``... suffixes when a stale one is in the way) and opens
+  ``jupyter_cache.get_cache(os.getenv("JUPYTERCACHE", ".jupyter_cache"))``, so the cache of
+  ``chapters/music.qmd`` is ``chapters/.jupyter_cache``. It stores the executed notebook with
+  ``cache_notebook_file(path=Path(<intermediate file name>))``: the record's ``uri`` is that
+  bare file name, and its ``hashkey`` is the MD5 of the code cells and kernelspec only
+  (``create_hashed_notebook``), which is why changed data never misses the cache. So a
+  chapter's entries are found by ``uri``, and removed with ``remove_cache``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+__all__ = [
+    "MANIFEST",
+    "FINGERPRINTS",
+    "PENDING",
+    "STACK",
+    "KERNEL_PROBE",
+    "ChapterInputs",
+    "is_computational",
+    "computational_chapters",
+    "inputs_from_kernel_state",
+    "chapter_inputs",
+    "read_manifest",
+    "write_manifest",
+    "record",
+    "stack_versions",
+    "fingerprint",
+    "changes",
+    "stale_chapters",
+    "loaders",
+    "validate_inputs",
+    "freeze_dirs",
+    "jupyter_cache_dirs",
+    "cache_uri_matches",
+    "invalidate",
+    "pre_render",
+    "post_render",
+    "main",
+]
+
+#: The committed record of each chapter's inputs, relative to the project root.
+MANIFEST = "chapters/_inputs.yml"
+#: Fingerprints of the chapters as last rendered: Quarto's state, not in git.
+FINGERPRINTS = "_freeze/.fingerprints.json"
+#: Fingerprints of the chapters being rendered, stored by :func:`post_render` on success.
+PENDING = "_freeze/.fingerprints.pending.json"
+#: Distributions whose versions are part of every fingerprint (the pinned stack and ``hbm``;
+#: ArviZ 1.x computes its summaries in arviz-base/arviz-stats, so those count too).
+STACK = (
+    "bambi", "pymc", "pytensor", "arviz", "arviz-base", "arviz-stats", "nutpie",
+    "numpy", "pandas", "altair", "scipy", "hbm",
+)
+#: Where chapters without a manifest entry may read from: all of it counts as their input.
+DATA_DIR = "data"
+PACKAGE_DIR = "hbm"
+
+#: One expression evaluated in an executed chapter's kernel: what the loaders read, which
+#: ``hbm`` modules are imported (name -> file) and the kernel's working directory.
+KERNEL_PROBE = (
+    "(lambda s, o: {"
+    "'reads': list(getattr(s.modules.get('hbm.data'), 'READ_LOG', [])), "
+    "'modules': {n: getattr(m, '__file__', None) for n, m in list(s.modules.items()) "
+    "if n == 'hbm' or n.startswith('hbm.')}, "
+    "'cwd': o.getcwd()})(__import__('sys'), __import__('os'))"
+)
+
+_PYTHON_CHUNK = re.compile(r"^```+\s*\{python[\s,}]")
+_FORMAT = 1  # version of the fingerprint files' layout
+
+
+@dataclass(frozen=True)
+class ChapterInputs:
+    """What a chapter reads: data files and ``hbm`` module sources, as project-relative paths.
+
+    Attributes
+    ----------
+    data : tuple of str
+        Files read through :mod:`hbm.data` (CSV files and truth files), sorted.
+    modules : tuple of str
+        Source files of the ``hbm`` modules imported, transitively, sorted
+        (e.g. ``hbm/__init__.py``, ``hbm/data.py``).
+    """
+
+    data: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """All input files: ``data`` then ``modules``."""
+        return self.data + self.modules
+
+
+# --------------------------------------------------------------------------- chapters
+
+
+def _rel(path: str | os.PathLike, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form; absolute if it lies outside ``root``."""
+    p = Path(path)
+    p = p if p.is_absolute() else Path(root) / p
+    try:
+        return p.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return p.resolve().as_posix()
+
+
+def is_computational(path: Path) -> bool:
+    """Whether a ``.qmd`` has a Python chunk (so Quarto executes, freezes and caches it)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return any(_PYTHON_CHUNK.match(line) for line in text.splitlines())
+
+
+def computational_chapters(root: Path, files: Iterable[str] | None = None) -> list[str]:
+    """The ``.qmd`` files with Python chunks among ``files`` (default: the book's files).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    files : iterable of str, optional
+        Paths relative to ``root`` or absolute; default: every file ``_quarto.yml`` lists.
+
+    Returns
+    -------
+    list of str
+        Project-relative POSIX paths, in the given order, without duplicates.
+    """
+    root = Path(root)
+    if files is None:
+        from hbm.quarto import book_files
+
+        files = book_files(root)
+    out: list[str] = []
+    for name in files:
+        rel = _rel(name, root)
+        if rel.endswith(".qmd") and rel not in out and is_computational(root / rel):
+            out.append(rel)
+    return out
+
+
+def _module_file(name: str, file: str | None) -> str:
+    """Project-relative source of module ``name``: ``hbm.data`` -> ``hbm/data.py``.
+
+    Derived from the name, not from ``file``, so it is the same wherever ``hbm`` is installed
+    (an editable install, a copy of the project); ``file`` only says whether it is a package.
+    """
+    parts = name.split(".")
+    if file is not None and Path(file).name == "__init__.py":
+        return "/".join(parts) + "/__init__.py"
+    return "/".join(parts) + ".py"
+
+
+def inputs_from_kernel_state(state: Mapping, root: Path) -> ChapterInputs:
+    """Turn what :data:`KERNEL_PROBE` returned into a chapter's inputs.
+
+    Parameters
+    ----------
+    state : mapping
+        ``reads`` (paths the loaders read, in order, repeats allowed), ``modules`` (imported
+        ``hbm`` module name -> its ``__file__``) and ``cwd`` (the kernel's working directory,
+        against which relative reads are resolved).
+    root : pathlib.Path
+        The project root; paths are made relative to it.
+
+    Returns
+    -------
+    ChapterInputs
+    """
+    cwd = Path(state.get("cwd") or root)
+    data = sorted({_rel(p if Path(p).is_absolute() else cwd / p, root) for p in state.get("reads", [])})
+    modules = sorted(
+        {_module_file(name, file) for name, file in state.get("modules", {}).items() if file}
+    )
+    return ChapterInputs(tuple(data), tuple(modules))
+
+
+def chapter_inputs(executed, root: Path) -> ChapterInputs:
+    """The inputs of a chapter that has run, read from its live kernel.
+
+    Call it right after execution, before anything else runs in that kernel (a later
+    ``executed.value("load_music()")`` would add to what the chapter seems to read).
+
+    Parameters
+    ----------
+    executed : hbm.execute.ExecutedChapter
+        Executed with ``keep_kernel=True``.
+    root : pathlib.Path
+        The project root.
+
+    Returns
+    -------
+    ChapterInputs
+    """
+    return inputs_from_kernel_state(executed.value(KERNEL_PROBE), root)
+
+
+# --------------------------------------------------------------------------- manifest
+
+_MANIFEST_HEADER = """\
+# The inputs of each computational chapter: the data files it reads through hbm.data and the
+# hbm modules it imports (transitively), recorded by executing the chapter. Generated by
+#   python -m hbm.freshness record [CHAPTER ...]
+# do not edit by hand. tests/test_freshness.py checks it against what each chapter really
+# reads; scripts/pre_render.py re-executes a chapter when one of these files changed.
+"""
+
+
+def read_manifest(root: Path) -> dict[str, ChapterInputs]:
+    """The recorded inputs of each chapter (empty if :data:`MANIFEST` does not exist).
+
+    Raises
+    ------
+    ValueError
+        The manifest is not a mapping of chapter -> ``{data: [...], modules: [...]}``.
+    """
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return {}
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{MANIFEST}: expected a mapping of chapter -> inputs")
+    out = {}
+    for chapter, entry in raw.items():
+        entry = entry or {}
+        if not isinstance(entry, dict) or set(entry) - {"data", "modules"}:
+            raise ValueError(f"{MANIFEST}: {chapter}: expected the keys 'data' and 'modules'")
+        out[str(chapter)] = ChapterInputs(
+            tuple(sorted(map(str, entry.get("data") or []))),
+            tuple(sorted(map(str, entry.get("modules") or []))),
+        )
+    return out
+
+
+def write_manifest(root: Path, manifest: Mapping[str, ChapterInputs]) -> Path:
+    """Write :data:`MANIFEST` (chapters sorted, stable layout) and return its path."""
+    body = {
+        chapter: {"data": list(inputs.data), "modules": list(inputs.modules)}
+        for chapter, inputs in sorted(manifest.items())
+    }
+    path = Path(root) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = _MANIFEST_HEADER + (yaml.safe_dump(body, sort_keys=False, default_flow_style=False) if body else "{}\n")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def record(root: Path, chapters: Sequence[str] | None = None, timeout: int = 900) -> dict[str, ChapterInputs]:
+    """Execute chapters as Quarto would and record their inputs in :data:`MANIFEST`.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    chapters : sequence of str, optional
+        Chapters to record (default: every computational chapter of the book). Entries of
+        other chapters are kept while their file exists.
+    timeout : int
+        Seconds allowed per cell.
+
+    Returns
+    -------
+    dict
+        The new manifest.
+
+    Raises
+    ------
+    RuntimeError
+        A chapter failed to execute (the manifest is not written).
+    """
+    from hbm.execute import execute_chapter
+
+    root = Path(root)
+    targets = computational_chapters(root, chapters)
+    manifest = {c: i for c, i in read_manifest(root).items() if (root / c).exists()}
+    for name in targets:
+        executed = execute_chapter(root / name, root=root, timeout=timeout, keep_kernel=True)
+        try:
+            if executed.error:
+                raise RuntimeError(f"cannot record the inputs of {name}: {executed.error}")
+            manifest[name] = chapter_inputs(executed, root)
+        finally:
+            executed.close()
+    write_manifest(root, manifest)
+    return manifest
+
+
+def _unrecorded_inputs(root: Path) -> ChapterInputs:
+    """Every data file and ``hbm`` module: the inputs assumed for a chapter not in the manifest."""
+    root = Path(root)
+    data = sorted(p.relative_to(root).as_posix() for p in (root / DATA_DIR).rglob("*") if p.is_file())
+    modules = sorted(p.relative_to(root).as_posix() for p in (root / PACKAGE_DIR).rglob("*.py"))
+    return ChapterInputs(tuple(data), tuple(modules))
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def stack_versions() -> dict[str, str]:
+    """Installed versions of :data:`STACK` and of Python (``"not installed"`` if absent)."""
+    out = {"python": platform.python_version()}
+    for dist in STACK:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _sha256(path: Path) -> str | None:
+    """Hex SHA-256 of a file's bytes, ``None`` if it does not exist or cannot be read."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def fingerprint(root: Path, chapter: str, inputs: ChapterInputs, stack: Mapping[str, str]) -> dict:
+    """A chapter's fingerprint: hashes of its source and inputs, and the stack's versions.
+
+    Returns
+    -------
+    dict
+        ``{"source": sha, "inputs": {path: sha or None}, "stack": {dist: version}}``.
+    """
+    root = Path(root)
+    return {
+        "source": _sha256(root / chapter),
+        "inputs": {path: _sha256(root / path) for path in inputs.files},
+        "stack": dict(stack),
+    }
+
+
+def changes(chapter: str, stored: Mapping | None, current: Mapping) -> list[str]:
+    """Why a chapter must re-execute: one phrase per difference (empty: it is up to date).
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's path, used in the phrase for its own source.
+    stored, current : mapping or None
+        Fingerprints from :func:`fingerprint`; ``stored`` is ``None`` if never rendered.
+
+    Returns
+    -------
+    list of str
+        E.g. ``["data/music_plays.csv changed", "pymc 6.4.0 -> 6.4.1"]``.
+    """
+    if stored is None:
+        return ["new: never rendered here (no stored fingerprint)"]
+    reasons = []
+    if stored.get("source") != current["source"]:
+        reasons.append(f"{chapter} changed")
+    old, new = stored.get("inputs", {}), current["inputs"]
+    for path in sorted(set(old) | set(new)):
+        if path not in old:
+            reasons.append(f"now reads {path}")
+        elif path not in new:
+            reasons.append(f"no longer reads {path}")
+        elif old[path] != new[path]:
+            reasons.append(f"{path} is missing" if new[path] is None else f"{path} changed")
+    old_stack, new_stack = stored.get("stack", {}), current["stack"]
+    for dist in sorted(set(old_stack) | set(new_stack)):
+        if old_stack.get(dist) != new_stack.get(dist):
+            reasons.append(f"{dist} {old_stack.get(dist, 'absent')} -> {new_stack.get(dist, 'absent')}")
+    return reasons
+
+
+def _read_json(path: Path) -> dict:
+    """The ``chapters`` mapping of a fingerprint file; empty if absent or unreadable."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    chapters = raw.get("chapters") if isinstance(raw, dict) else None
+    return chapters if isinstance(chapters, dict) else {}
+
+
+def _write_json(path: Path, chapters: Mapping[str, dict]) -> None:
+    """Write a fingerprint file atomically (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": _FORMAT, "chapters": dict(sorted(chapters.items()))}, indent=2) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Plan:
+    """Fingerprints and staleness of the chapters being rendered."""
+
+    current: dict[str, dict]
+    stale: dict[str, list[str]]
+    inputs: dict[str, ChapterInputs]
+    unrecorded: list[str]
+
+
+def _plan(root: Path, chapters: Sequence[str] | None, stack: Mapping[str, str] | None) -> _Plan:
+    """Fingerprint the computational chapters among ``chapters`` and compare with the stored ones."""
+    root = Path(root)
+    chapters = computational_chapters(root, chapters)
+    manifest = read_manifest(root)
+    stack = stack_versions() if stack is None else stack
+    stored = _read_json(root / FINGERPRINTS)
+    plan = _Plan({}, {}, {}, [])
+    for chapter in chapters:
+        inputs = manifest.get(chapter)
+        if inputs is None:
+            plan.unrecorded.append(chapter)
+            inputs = _unrecorded_inputs(root)
+        plan.inputs[chapter] = inputs
+        plan.current[chapter] = fingerprint(root, chapter, inputs, stack)
+        reasons = changes(chapter, stored.get(chapter), plan.current[chapter])
+        if reasons:
+            plan.stale[chapter] = reasons
+    return plan
+
+
+def stale_chapters(
+    root: Path, chapters: Sequence[str] | None = None, stack: Mapping[str, str] | None = None
+) -> dict[str, list[str]]:
+    """The chapters that must re-execute, each with its reasons; changes nothing.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    chapters : sequence of str, optional
+        Chapters to check (default: the book's computational chapters).
+    stack : mapping, optional
+        Versions to fingerprint with (default: :func:`stack_versions`).
+
+    Returns
+    -------
+    dict
+        Chapter -> reasons (see :func:`changes`), in book order.
+    """
+    return _plan(root, chapters, stack).stale
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def loaders() -> dict[str, Callable]:
+    """The :mod:`hbm.data` loader of each data file, keyed by its default path.
+
+    Derived from the loaders' signatures (``load_music(path="data/music_plays.csv")``), so it
+    cannot drift from :mod:`hbm.data`. Truth files are not listed: :func:`hbm.data.load_truth`
+    never raises, it ignores a truth file that is unreadable or belongs to other data.
+    """
+    from hbm import data
+
+    out = {}
+    for name in data.__all__:
+        func = getattr(data, name)
+        if name.startswith("load_") and callable(func):
+            param = inspect.signature(func).parameters.get("path")
+            if param is not None and isinstance(param.default, str):
+                out[Path(param.default).as_posix()] = func
+    return out
+
+
+def validate_inputs(root: Path, files: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Validate data files with their :mod:`hbm.data` loaders.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    files : iterable of str
+        Project-relative data files.
+
+    Returns
+    -------
+    errors : list of str
+        One :class:`hbm.data.DataError` message per bad file, naming the file (relative to the
+        root), the column, the offending lines and what was expected.
+    unchecked : list of str
+        CSV files that no loader reads by default (not validated here; their loader still
+        validates them when the chapter runs).
+    """
+    from hbm.data import DataError
+
+    by_path = loaders()
+    errors, unchecked = [], []
+    for rel in sorted(set(files)):
+        loader = by_path.get(rel)
+        if loader is None:
+            if rel.endswith(".csv"):
+                unchecked.append(rel)
+            continue
+        path = Path(root) / rel
+        try:
+            loader(path)
+        except DataError as err:
+            errors.append(rel + str(err)[len(err.source):])
+    return errors, unchecked
+
+
+# --------------------------------------------------------------------------- invalidation
+
+
+def freeze_dirs(root: Path, chapter: str) -> list[Path]:
+    """Where Quarto keeps a chapter's frozen results: ``_freeze/<dir>/<stem>`` and the hidden copy."""
+    rel = Path(chapter).with_suffix("")
+    return [Path(root) / "_freeze" / rel, Path(root) / ".quarto" / "_freeze" / rel]
+
+
+def jupyter_cache_dirs(root: Path, chapter: str) -> list[Path]:
+    """The Jupyter cache Quarto uses for a chapter: ``$JUPYTERCACHE`` or ``.jupyter_cache``, from its folder."""
+    folder = (Path(root) / chapter).parent
+    return [folder / os.environ.get("JUPYTERCACHE", ".jupyter_cache")]
+
+
+def cache_uri_matches(uri: str, chapter: str) -> bool:
+    """Whether a cache record's ``uri`` names the intermediate notebook of ``chapter``.
+
+    Quarto stores the bare file name: ``<stem>.quarto_ipynb`` (``<stem>.ipynb`` before Quarto
+    1.5; ``<stem>.quarto_ipynb_1`` and so on when a leftover was in the way). Only the name is
+    compared, so with one ``$JUPYTERCACHE`` shared by several folders, same-named chapters of
+    other folders lose their entries too: they re-execute, which is safe.
+    """
+    stem = re.escape(Path(chapter).stem)
+    return re.fullmatch(stem + r"\.(?:quarto_ipynb(?:_\d+)?|ipynb)", Path(uri).name) is not None
+
+
+def _remove_cache_entries(cache_dir: Path, chapter: str) -> int:
+    """Remove a chapter's records (and their notebooks) from one Jupyter cache; return how many."""
+    if not (cache_dir / "global.db").exists():
+        return 0  # no cache here: never create one
+    from jupyter_cache import get_cache
+    from jupyter_cache.cache.db import NbCacheRecord
+
+    cache = get_cache(str(cache_dir))
+    removed = 0
+    for rec in cache.list_cache_records():
+        if cache_uri_matches(rec.uri, chapter):
+            try:
+                cache.remove_cache(rec.pk)
+            except KeyError:  # the record's notebook folder is already gone
+                NbCacheRecord.remove_records([rec.pk], cache.db)
+            removed += 1
+    return removed
+
+
+def invalidate(root: Path, chapter: str) -> tuple[int, int]:
+    """Delete a chapter's frozen results and Jupyter-cache entries.
+
+    Returns
+    -------
+    tuple of int
+        (frozen-result folders removed, cache records removed).
+    """
+    folders = 0
+    for path in freeze_dirs(root, chapter):
+        if path.is_dir():
+            shutil.rmtree(path)
+            folders += 1
+    records = sum(_remove_cache_entries(d, chapter) for d in jupyter_cache_dirs(root, chapter))
+    return folders, records
+
+
+# --------------------------------------------------------------------------- render hooks
+
+
+def _env_list(name: str) -> list[str] | None:
+    """A newline-separated path list Quarto passes in ``$name`` (or in the file it names)."""
+    value = os.environ.get(name)
+    if value is None:
+        list_file = os.environ.get(name.replace("QUARTO_PROJECT_", "QUARTO_USE_FILE_FOR_PROJECT_"))
+        if not list_file or not Path(list_file).is_file():
+            return None
+        value = Path(list_file).read_text(encoding="utf-8")
+    return [line.strip() for line in value.splitlines() if line.strip()]
+
+
+def _short(reasons: list[str], limit: int = 6) -> str:
+    """The reasons joined by commas, at most ``limit`` of them, then a count."""
+    shown = ", ".join(reasons[:limit])
+    return shown + (f" and {len(reasons) - limit} more" if len(reasons) > limit else "")
+
+
+def pre_render(
+    root: Path = Path("."),
+    input_files: Sequence[str] | None = None,
+    stack: Mapping[str, str] | None = None,
+    out=None,
+    err=None,
+) -> int:
+    """Quarto pre-render step: invalidate exactly the stale chapters, after validating their data.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    input_files : sequence of str, optional
+        The files being rendered (Quarto's ``QUARTO_PROJECT_INPUT_FILES``); default: the book.
+    stack : mapping, optional
+        Versions to fingerprint with (default: :func:`stack_versions`).
+    out, err : file-like, optional
+        Where the report and the errors go (default: ``sys.stdout``, ``sys.stderr``).
+
+    Returns
+    -------
+    int
+        0, or 1 when a data file fails validation: then nothing was deleted and the stored
+        fingerprints are unchanged, so the previous output stays as it was.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    root = Path(root)
+    plan = _plan(root, input_files, stack)
+    for chapter in plan.unrecorded:
+        print(f"freshness: warning: {chapter} is not in {MANIFEST}, so every data file and hbm "
+              f"module counts as its input; run `python -m hbm.freshness record {chapter}`", file=err)
+
+    to_check = {f for c in plan.stale for f in plan.inputs[c].data}
+    errors, unchecked = validate_inputs(root, to_check)
+    if errors:
+        print("freshness: the render stops before executing anything; fix the data and render "
+              "again (no frozen result or cache entry was deleted):", file=err)
+        for message in errors:
+            print(f"  {message}", file=err)
+        return 1
+    for rel in unchecked:
+        print(f"freshness: {rel}: no hbm.data loader reads this file by default, so it is "
+              "validated only when its chapter runs", file=out)
+
+    n = len(plan.current)
+    if not plan.stale:
+        print(f"freshness: all {n} computational chapters are up to date; none re-executes", file=out)
+    else:
+        print(f"freshness: {len(plan.stale)} of {n} computational chapters will re-execute:", file=out)
+        folders = records = 0
+        for chapter, reasons in plan.stale.items():
+            print(f"{chapter}: {_short(reasons)}", file=out)
+            f, r = invalidate(root, chapter)
+            folders, records = folders + f, records + r
+        print(f"freshness: removed {folders} frozen result(s) and {records} Jupyter-cache "
+              "entr" + ("y" if records == 1 else "ies"), file=out)
+    _write_json(root / PENDING, plan.current)
+    return 0
+
+
+def post_render(
+    root: Path = Path("."),
+    output_files: Sequence[str] | None = None,
+    output_dir: str | None = None,
+    out=None,
+) -> int:
+    """Quarto post-render step: store the fingerprints of the chapters that were rendered.
+
+    Quarto runs post-render scripts only after a successful render, so the pending fingerprints
+    written by :func:`pre_render` describe what was executed.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The project root.
+    output_files : sequence of str, optional
+        Quarto's ``QUARTO_PROJECT_OUTPUT_FILES``: only chapters with an output among them are
+        stored. Default, or when none of them is a chapter's page (a single-file format such as
+        a PDF book): every pending chapter.
+    output_dir : str, optional
+        Quarto's ``QUARTO_PROJECT_OUTPUT_DIR`` (``_book``), stripped from ``output_files``.
+    out : file-like, optional
+        Where the report goes (default: ``sys.stdout``).
+
+    Returns
+    -------
+    int
+        0.
+    """
+    out = out or sys.stdout
+    root = Path(root)
+    pending = _read_json(root / PENDING)
+    if not pending:
+        print("freshness: no pending fingerprints (pre-render did not run); nothing recorded", file=out)
+        return 0
+    chosen = dict(pending)
+    if output_files:
+        base = Path(output_dir) if output_dir else None
+        rendered = set()
+        for name in output_files:
+            p = Path(name)
+            if p.is_absolute():
+                p = Path(_rel(p, root))
+            if base is not None and p.parts[: len(base.parts)] == base.parts:
+                p = Path(*p.parts[len(base.parts):])
+            rendered.add(p.with_suffix("").as_posix())
+        matched = {c: fp for c, fp in pending.items() if Path(c).with_suffix("").as_posix() in rendered}
+        chosen = matched or chosen
+    stored = _read_json(root / FINGERPRINTS)
+    stored.update(chosen)
+    _write_json(root / FINGERPRINTS, stored)
+    (root / PENDING).unlink(missing_ok=True)
+    print(f"freshness: recorded the fingerprints of {len(chosen)} chapter(s)", file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m hbm.freshness {status,record,pre-render,post-render}``.
+
+    ``status`` prints which chapters would re-execute and why (changes nothing); ``record
+    [CHAPTER ...]`` executes chapters and rewrites their entries in :data:`MANIFEST`;
+    ``pre-render``/``post-render`` are the Quarto hooks (reading Quarto's environment
+    variables). Run from the project root.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m hbm.freshness", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["status", "record", "pre-render", "post-render"])
+    parser.add_argument("chapters", nargs="*", help="chapters (record, status); default: the book")
+    args = parser.parse_args(argv)
+    root = Path.cwd()
+    if args.command == "record":
+        manifest = record(root, args.chapters or None)
+        print(f"wrote {MANIFEST} ({len(manifest)} chapter(s))")
+        return 0
+    if args.command == "status":
+        stale = stale_chapters(root, args.chapters or None)
+        for chapter, reasons in stale.items():
+            print(f"{chapter}: {_short(reasons)}")
+        if not stale:
+            print("all computational chapters are up to date")
+        return 0
+    if args.command == "pre-render":
+        try:
+            return pre_render(root, _env_list("QUARTO_PROJECT_INPUT_FILES"))
+        except ValueError as exc:  # an unreadable manifest
+            print(f"freshness: {exc}", file=sys.stderr)
+            return 1
+    return post_render(root, _env_list("QUARTO_PROJECT_OUTPUT_FILES"),
+                       os.environ.get("QUARTO_PROJECT_OUTPUT_DIR"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

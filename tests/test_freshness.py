@@ -1,0 +1,498 @@
+"""Re-rendering after a data or code change re-executes exactly the chapters that depend on it.
+
+Most tests work on a temporary project: a copy of ``hbm/`` and ``data/`` with small chapters
+and a known manifest of their inputs. A previous render is faked the way Quarto leaves one: a
+pre-render, then frozen results under ``_freeze/`` and Jupyter-cache entries written with the
+jupyter_cache API exactly as Quarto's ``notebook.py`` writes them, then a post-render.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from jupyter_cache import get_cache
+
+from hbm import freshness, quarto
+from hbm.freshness import ChapterInputs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+STACK = {"python": "3.12.1", "pymc": "6.4.0", "numpy": "2.5.5", "hbm": "0.1.0"}
+
+# The temporary book: three computational chapters with known inputs, and a preface.
+MANIFEST = {
+    "chapters/schools.qmd": ChapterInputs(
+        ("data/schools.csv", "data/schools.truth.json"),
+        ("hbm/__init__.py", "hbm/book.py", "hbm/data.py"),
+    ),
+    "chapters/music.qmd": ChapterInputs(
+        ("data/music_plays.csv",),
+        ("hbm/__init__.py", "hbm/data.py", "hbm/simulate.py"),
+    ),
+    "chapters/creators.qmd": ChapterInputs(
+        ("data/creator_experiments.csv",),
+        ("hbm/__init__.py", "hbm/book.py"),
+    ),
+}
+CHAPTERS = list(MANIFEST)
+
+
+def _chapter_text(name):
+    return f"# {name}\n\n```{{python}}\nx = {name!r}\n```\n\nThe value is `{{python}} x`.\n"
+
+
+def _fake_render(root, chapters, stack=STACK):
+    """Do what a render does to Quarto's state: pre-render, execute (freeze + cache), post-render."""
+    assert freshness.pre_render(root, chapters, stack=stack) == 0
+    for name in chapters:
+        stem_dir = root / "_freeze" / Path(name).with_suffix("")
+        (stem_dir / "execute-results").mkdir(parents=True, exist_ok=True)
+        (stem_dir / "execute-results" / "html.json").write_text(f'{{"hash": "{name}"}}')
+        (stem_dir / "figure-html").mkdir(exist_ok=True)
+        (stem_dir / "figure-html" / "fig-1.png").write_bytes(name.encode())
+        _cache_like_quarto(root, name)
+    (root / "_freeze" / "site_libs" / "quarto-html").mkdir(parents=True, exist_ok=True)
+    (root / "_freeze" / "site_libs" / "quarto-html" / "q.js").write_text("lib")
+    assert freshness.post_render(root) == 0
+
+
+def _notebook(name):
+    """The executed notebook Quarto would cache for a chapter (its setup cell, then its code)."""
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "borrowing-strength", "display_name": "Python 3", "language": "python"}}
+    )
+    nb.cells = [
+        nbformat.v4.new_code_cell("# quarto setup", execution_count=1),
+        nbformat.v4.new_code_cell(f"x = {name!r}", execution_count=2),
+    ]
+    return nb
+
+
+def _cache_like_quarto(root, name):
+    """Cache a chapter as Quarto's notebook.py does: from its folder, by the intermediate's name."""
+    folder = (root / name).parent
+    intermediate = Path(name).stem + ".quarto_ipynb"
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        nbformat.write(_notebook(name), intermediate)
+        cache = get_cache(os.getenv("JUPYTERCACHE", ".jupyter_cache"))
+        cache.cache_notebook_file(path=Path(intermediate), overwrite=True)
+        os.remove(intermediate)  # transient: Quarto deletes it after the render
+    finally:
+        os.chdir(before)
+
+
+def _cache_records(root, folder="chapters"):
+    """(uri, hashkey) of every record in a folder's Jupyter cache."""
+    return sorted((r.uri, r.hashkey) for r in get_cache(str(root / folder / ".jupyter_cache")).list_cache_records())
+
+
+def _cached_chapters(root):
+    """The chapters whose executed notebook Quarto would find in the cache."""
+    cache = get_cache(str(root / "chapters" / ".jupyter_cache"))
+    found = set()
+    for name in CHAPTERS:
+        try:
+            cache.match_cache_notebook(_notebook(name))
+            found.add(name)
+        except KeyError:
+            pass
+    return found
+
+
+def _frozen_chapters(root):
+    return {name for name in CHAPTERS if (root / "_freeze" / Path(name).with_suffix("") / "execute-results").exists()}
+
+
+def _tree(path):
+    """Every folder and file under ``path`` with the files' bytes."""
+    return {p.relative_to(path).as_posix(): (p.read_bytes() if p.is_file() else None) for p in sorted(path.rglob("*"))}
+
+
+def _copy_sources(root):
+    """hbm/*.py (the sources only) and data/ of the real project into ``root``."""
+    (root / "hbm").mkdir(parents=True)
+    for src in (ROOT / "hbm").glob("*.py"):
+        shutil.copy2(src, root / "hbm" / src.name)
+    shutil.copytree(ROOT / "data", root / "data")
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A rendered temporary project whose chapters' inputs are :data:`MANIFEST`."""
+    root = tmp_path / "book"
+    _copy_sources(root)
+    (root / "chapters").mkdir()
+    for name in CHAPTERS:
+        (root / name).write_text(_chapter_text(name), encoding="utf-8")
+    (root / "index.qmd").write_text("# Preface\n\nNo code here.\n", encoding="utf-8")
+    config = {"project": {"type": "book"}, "book": {"chapters": ["index.qmd", *CHAPTERS]}}
+    (root / "_quarto.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    freshness.write_manifest(root, MANIFEST)
+    _fake_render(root, CHAPTERS)
+    return root
+
+
+def _edit(path, old=None, new=None):
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace(old, new, 1) if old else text + "\n# edited\n", encoding="utf-8")
+
+
+def _readers(manifest, path):
+    return {chapter for chapter, inputs in manifest.items() if path in inputs.files}
+
+
+# --- staleness --------------------------------------------------------------------------------
+
+
+def test_untouched_project_marks_nothing(book, capsys):
+    """With nothing changed (files merely touched), no chapter is stale and nothing is removed."""
+    for path in [*(book / "data").iterdir(), *(book / "hbm").iterdir()]:
+        os.utime(path)  # a new mtime, the same bytes
+    freeze, cache = _tree(book / "_freeze"), _cache_records(book)
+    assert freshness.stale_chapters(book, stack=STACK) == {}
+    assert freshness.pre_render(book, stack=STACK) == 0
+    assert "all 3 computational chapters are up to date; none re-executes" in capsys.readouterr().out
+    assert _cache_records(book) == cache
+    freeze_after = _tree(book / "_freeze")
+    freeze_after.pop(".fingerprints.pending.json")
+    assert freeze_after == freeze
+
+
+@pytest.mark.parametrize("data_file", ["data/schools.csv", "data/music_plays.csv", "data/creator_experiments.csv",
+                                       "data/schools.truth.json", "data/eight_schools.csv"])
+def test_editing_a_data_file_marks_exactly_its_readers(book, data_file, capsys):
+    """Editing one data file marks exactly the chapters that read it, and removes only their freeze and cache."""
+    path = book / data_file
+    if path.suffix == ".csv":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        path.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # drop the last row: still valid
+    else:
+        _edit(path, '"', '"_')
+    readers = _readers(MANIFEST, data_file)
+    stale = freshness.stale_chapters(book, stack=STACK)
+    assert set(stale) == readers
+    assert all(reasons == [f"{data_file} changed"] for reasons in stale.values())
+
+    assert freshness.pre_render(book, stack=STACK) == 0
+    out = capsys.readouterr().out
+    for chapter in readers:
+        assert f"{chapter}: {data_file} changed\n" in out
+    assert _frozen_chapters(book) == set(CHAPTERS) - readers
+    assert _cached_chapters(book) == set(CHAPTERS) - readers
+    assert (book / "_freeze" / "site_libs" / "quarto-html" / "q.js").exists()
+
+
+@pytest.mark.parametrize("module", ["hbm/data.py", "hbm/book.py", "hbm/simulate.py", "hbm/__init__.py", "hbm/quarto.py"])
+def test_editing_an_hbm_module_marks_its_importers(book, module):
+    """Editing an hbm module marks exactly the chapters that import it (directly or not)."""
+    _edit(book / module)
+    stale = freshness.stale_chapters(book, stack=STACK)
+    assert set(stale) == _readers(MANIFEST, module)
+    assert all(reasons == [f"{module} changed"] for reasons in stale.values())
+
+
+def test_transitive_imports_and_reads_are_recorded(tmp_path):
+    """`record` executes a chapter and lists the hbm modules it imports transitively and the files it reads."""
+    root = tmp_path / "book"
+    _copy_sources(root)
+    (root / "chapters").mkdir()
+    (root / "chapters" / "tiny.qmd").write_text(textwrap.dedent("""\
+        # Tiny
+
+        ```{python}
+        import hbm.simulate  # imports hbm.data itself
+        from hbm.data import load_eight_schools, load_truth
+
+        eight = load_eight_schools()
+        truth = load_truth("data/schools.csv")
+        ```
+        """), encoding="utf-8")
+    (root / "_quarto.yml").write_text(yaml.safe_dump({"book": {"chapters": ["chapters/tiny.qmd"]}}))
+    manifest = freshness.record(root)
+    assert manifest == freshness.read_manifest(root) == {
+        "chapters/tiny.qmd": ChapterInputs(
+            ("data/eight_schools.csv", "data/schools.csv", "data/schools.truth.json"),
+            ("hbm/__init__.py", "hbm/data.py", "hbm/simulate.py"),
+        )
+    }
+    assert freshness.pre_render(root, stack=STACK) == 0 and freshness.post_render(root) == 0
+    _edit(root / "hbm" / "book.py")
+    assert freshness.stale_chapters(root, stack=STACK) == {}
+    _edit(root / "hbm" / "data.py")
+    assert freshness.stale_chapters(root, stack=STACK) == {"chapters/tiny.qmd": ["hbm/data.py changed"]}
+
+
+def test_other_changes_are_named(book):
+    """A changed chapter source, stack version, missing file or new chapter is reported with its reason."""
+    _edit(book / "chapters" / "music.qmd")
+    stack = {**STACK, "pymc": "6.5.0"}
+    (book / "data" / "creator_experiments.csv").unlink()
+    stale = freshness.stale_chapters(book, stack=stack)
+    assert stale["chapters/music.qmd"] == ["chapters/music.qmd changed", "pymc 6.4.0 -> 6.5.0"]
+    assert stale["chapters/creators.qmd"] == ["data/creator_experiments.csv is missing", "pymc 6.4.0 -> 6.5.0"]
+    assert stale["chapters/schools.qmd"] == ["pymc 6.4.0 -> 6.5.0"]
+
+
+def test_new_chapter_is_reported_as_new_not_an_error(book, capsys):
+    """A chapter never rendered (no stored fingerprint) is reported as new and the pre-render succeeds."""
+    (book / "chapters" / "new.qmd").write_text(_chapter_text("new"), encoding="utf-8")
+    freshness.write_manifest(book, {**MANIFEST, "chapters/new.qmd": ChapterInputs(("data/schools.csv",), ())})
+    assert freshness.pre_render(book, [*CHAPTERS, "chapters/new.qmd"], stack=STACK) == 0
+    captured = capsys.readouterr()
+    assert "chapters/new.qmd: new: never rendered here (no stored fingerprint)" in captured.out
+    assert "1 of 4 computational chapters will re-execute" in captured.out
+    assert captured.err == ""
+
+
+def test_unrecorded_chapter_depends_on_everything(book, capsys):
+    """A chapter missing from the manifest is warned about and re-executes on any data or hbm change."""
+    (book / "chapters" / "draft.qmd").write_text(_chapter_text("draft"), encoding="utf-8")
+    chapters = [*CHAPTERS, "chapters/draft.qmd"]
+    _fake_render(book, chapters)
+    assert "chapters/draft.qmd is not in chapters/_inputs.yml" in capsys.readouterr().err
+    _edit(book / "data" / "eight_schools.csv", "A,28,15", "A,29,15")
+    assert freshness.stale_chapters(book, chapters, stack=STACK) == {
+        "chapters/draft.qmd": ["data/eight_schools.csv changed"]
+    }
+
+
+def test_chapters_without_code_are_not_tracked(book):
+    """Chapters without Python cells (nothing to execute, freeze or cache) are never stale."""
+    assert freshness.computational_chapters(book) == CHAPTERS
+    _edit(book / "index.qmd")
+    assert freshness.stale_chapters(book, ["index.qmd"], stack=STACK) == {}
+
+
+# --- invalidation -------------------------------------------------------------------------------
+
+
+def test_incremental_render_checks_only_the_files_rendered(book, capsys):
+    """`quarto render chapters/music.qmd` re-runs and invalidates music only, even if others are stale too."""
+    _edit(book / "hbm" / "data.py")  # schools and music are stale
+    assert freshness.pre_render(book, ["chapters/music.qmd"], stack=STACK) == 0
+    assert "1 of 1 computational chapters will re-execute" in capsys.readouterr().out
+    assert _frozen_chapters(book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
+    assert _cached_chapters(book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
+    freshness.post_render(book)
+    assert set(freshness.stale_chapters(book, stack=STACK)) == {"chapters/schools.qmd"}
+
+
+def test_post_render_stores_only_rendered_chapters(book):
+    """Post-render stores the fingerprints of the chapters whose pages Quarto reports as rendered."""
+    _edit(book / "hbm" / "data.py")
+    assert freshness.pre_render(book, stack=STACK) == 0
+    freshness.post_render(book, ["_book/index.html", "_book/chapters/music.html"], "_book")
+    assert set(freshness.stale_chapters(book, stack=STACK)) == {"chapters/schools.qmd"}
+    assert not (book / freshness.PENDING).exists()
+
+
+def test_failed_render_leaves_chapters_stale(book):
+    """Without a post-render (the render failed), the invalidated chapters stay stale for the next render."""
+    _edit(book / "data" / "music_plays.csv", "u001,North America,0,1,", "u001,North America,0,2,")
+    assert freshness.pre_render(book, stack=STACK) == 0
+    assert freshness.stale_chapters(book, stack=STACK) == {"chapters/music.qmd": ["data/music_plays.csv changed"]}
+
+
+@pytest.mark.parametrize("uri, match", [
+    ("music.quarto_ipynb", True), ("music.quarto_ipynb_2", True), ("music.ipynb", True),
+    ("/abs/chapters/music.quarto_ipynb", True), ("musical.quarto_ipynb", False),
+    ("intro.quarto_ipynb", False), ("music.qmd", False), ("my-music.ipynb", False),
+])
+def test_cache_entries_are_found_by_intermediate_notebook_name(uri, match):
+    """A cache record belongs to a chapter when its uri names that chapter's intermediate notebook."""
+    assert freshness.cache_uri_matches(uri, "chapters/music.qmd") is match
+
+
+def test_jupytercache_variable_is_honoured(book, monkeypatch):
+    """With $JUPYTERCACHE set, Quarto's cache (relative to the chapter's folder) is the one cleaned."""
+    monkeypatch.setenv("JUPYTERCACHE", "../.shared_cache")
+    assert freshness.jupyter_cache_dirs(book, "chapters/music.qmd") == [book / "chapters" / "../.shared_cache"]
+    _cache_like_quarto(book, "chapters/music.qmd")
+    assert len(get_cache(str(book / ".shared_cache")).list_cache_records()) == 1
+    _edit(book / "data" / "music_plays.csv", "u001,North America,0,1,", "u001,North America,0,2,")
+    assert freshness.pre_render(book, stack=STACK) == 0
+    assert get_cache(str(book / ".shared_cache")).list_cache_records() == []
+
+
+# --- validation before anything runs ----------------------------------------------------------
+
+
+def test_malformed_csv_is_rejected_and_nothing_is_touched(book, capsys):
+    """A malformed CSV stops the pre-render with file, column and line, and leaves _freeze/ and the cache as they were."""
+    path = book / "data" / "music_plays.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    cells = lines[6].split(",")
+    cells[3] = "-3"  # rock, on line 7
+    lines[6] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    freeze, cache = _tree(book / "_freeze"), _cache_records(book)
+
+    assert freshness.pre_render(book, stack=STACK) == 1
+    captured = capsys.readouterr()
+    assert "data/music_plays.csv: column 'rock' must hold non-negative integers" in captured.err
+    assert "line 7 ('-3')" in captured.err
+    assert "no frozen result or cache entry was deleted" in captured.err
+    assert _tree(book / "_freeze") == freeze
+    assert _cache_records(book) == cache
+
+
+def test_validation_uses_the_loaders_default_paths():
+    """Each CSV in data/ is validated by the hbm.data loader that reads it by default."""
+    from hbm import data
+
+    assert freshness.loaders() == {
+        "data/schools.csv": data.load_schools,
+        "data/eight_schools.csv": data.load_eight_schools,
+        "data/music_plays.csv": data.load_music,
+        "data/creator_experiments.csv": data.load_creators,
+    }
+    errors, unchecked = freshness.validate_inputs(ROOT, ["data/schools.csv", "data/schools.truth.json", "data/other.csv"])
+    assert errors == [] and unchecked == ["data/other.csv"]
+
+
+# --- the Quarto hooks ---------------------------------------------------------------------------
+
+
+def test_quarto_config_registers_the_hooks():
+    """_quarto.yml runs the pre-render and post-render scripts, which exist."""
+    project = quarto.load_config(ROOT)["project"]
+    assert project["pre-render"] == "scripts/pre_render.py"
+    assert project["post-render"] == "scripts/post_render.py"
+    assert (ROOT / project["pre-render"]).exists() and (ROOT / project["post-render"]).exists()
+
+
+def test_hook_scripts_run_as_quarto_runs_them(book):
+    """The scripts run from the project root with the project's Python and Quarto's variables, and fail on bad data."""
+    shutil.copytree(ROOT / "scripts", book / "scripts")
+    env = {**os.environ, "QUARTO_PROJECT_RENDER_ALL": "1", "QUARTO_PROJECT_OUTPUT_DIR": "_book",
+           "QUARTO_PROJECT_INPUT_FILES": "index.qmd\n" + "\n".join(CHAPTERS)}
+
+    def run(script, **extra):
+        return subprocess.run([sys.executable, f"scripts/{script}"], cwd=book, env={**env, **extra},
+                              capture_output=True, text=True, timeout=120)
+
+    _edit(book / "data" / "schools.csv", "s0001,School A,67.6", "s0001,School A,67.7")
+    pre = run("pre_render.py")
+    assert pre.returncode == 0, pre.stderr
+    assert "chapters/schools.qmd: data/schools.csv changed" in pre.stdout
+    post = run("post_render.py", QUARTO_PROJECT_OUTPUT_FILES="_book/chapters/schools.html")
+    assert post.returncode == 0, post.stderr
+    assert "recorded the fingerprints of 1 chapter(s)" in post.stdout
+
+    _edit(book / "data" / "schools.csv", "s0001,School A,67.7", "s0001,School A,abc")
+    bad = run("pre_render.py")
+    assert bad.returncode == 1
+    assert "data/schools.csv: column 'score' must hold finite numbers" in bad.stderr
+    assert "line 2 ('abc')" in bad.stderr
+
+
+# --- the real book -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def real_copy(tmp_path):
+    """A copy of this project's configuration, chapters, data, hbm sources and manifest, rendered."""
+    root = tmp_path / "real"
+    _copy_sources(root)
+    shutil.copy2(ROOT / "_quarto.yml", root / "_quarto.yml")
+    shutil.copytree(ROOT / "chapters", root / "chapters", ignore=shutil.ignore_patterns(".jupyter_cache", "*_files"))
+    for name in quarto.book_files(ROOT):
+        if (ROOT / name).exists() and not (root / name).exists():
+            shutil.copy2(ROOT / name, root / name)
+    chapters = freshness.computational_chapters(root)
+    assert freshness.pre_render(root, stack=STACK) == 0
+    assert freshness.post_render(root) == 0
+    return root, chapters
+
+
+def _expected(root, chapters, path):
+    """Readers of ``path`` per the manifest; chapters not in it count every file as an input."""
+    manifest = freshness.read_manifest(root)
+    return {c for c in chapters if c not in manifest or path in manifest[c].files}
+
+
+@pytest.mark.parametrize("data_file", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "data").glob("*.csv")))
+def test_real_book_data_change_marks_exactly_its_readers(real_copy, data_file):
+    """In a copy of this book, editing one CSV marks exactly the chapters that read it."""
+    root, chapters = real_copy
+    lines = (root / data_file).read_text(encoding="utf-8").splitlines()
+    (root / data_file).write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    assert set(freshness.stale_chapters(root, stack=STACK)) == _expected(root, chapters, data_file)
+
+
+def test_real_book_hbm_change_marks_exactly_its_importers(real_copy):
+    """In a copy of this book, editing hbm/data.py marks exactly the chapters importing it; no edit marks none."""
+    root, chapters = real_copy
+    assert freshness.stale_chapters(root, stack=STACK) == {}
+    _edit(root / "hbm" / "data.py")
+    assert set(freshness.stale_chapters(root, stack=STACK)) == _expected(root, chapters, "hbm/data.py")
+
+
+BOOK_QMD = [name for name in quarto.book_files(ROOT) if name.endswith(".qmd")]
+
+
+@pytest.mark.parametrize("name", BOOK_QMD)
+def test_manifest_matches_what_each_chapter_reads(name, chapter):
+    """chapters/_inputs.yml lists exactly the data files each chapter reads and the hbm modules it imports."""
+    if not (ROOT / name).exists():
+        pytest.skip(f"{name} does not exist yet")
+    if not freshness.is_computational(ROOT / name):
+        return  # no Python cells: nothing is executed, frozen or cached
+    recorded = freshness.read_manifest(ROOT).get(name)
+    actual = freshness.chapter_inputs(chapter(name), ROOT)
+    assert recorded == actual, (
+        f"{freshness.MANIFEST} is out of date for {name}: it records {recorded}, but the chapter "
+        f"reads {actual.data} and imports {actual.modules}; run "
+        f"`python -m hbm.freshness record {name}` and commit {freshness.MANIFEST}"
+    )
+
+
+# --- end to end with Quarto ---------------------------------------------------------------------
+
+
+@pytest.mark.quarto
+def test_quarto_rerender_shows_new_numbers(tmp_path):
+    """`quarto render`, change a CSV, render again: the intro re-executes and its page shows the new numbers."""
+    binary = shutil.which("quarto")
+    if binary is None:
+        pytest.skip("the quarto binary is not on PATH (it cannot be installed without internet access); "
+                    "the pre-render/post-render logic is tested above against a simulated render")
+    root = tmp_path / "book"
+    _copy_sources(root)
+    for name in ["references.bib", "references.qmd", "index.qmd"]:
+        shutil.copy2(ROOT / name, root / name)
+    shutil.copytree(ROOT / "scripts", root / "scripts")
+    (root / "chapters").mkdir()
+    shutil.copy2(ROOT / "chapters" / "intro.qmd", root / "chapters" / "intro.qmd")
+    shutil.copy2(ROOT / freshness.MANIFEST, root / freshness.MANIFEST)
+    config = quarto.load_config(ROOT)
+    config["book"]["chapters"] = ["index.qmd", "chapters/intro.qmd", "references.qmd"]
+    (root / "_quarto.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+
+    def render():
+        done = subprocess.run([binary, "render"], cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout + done.stderr, (root / "_book" / "chapters" / "intro.html").read_text(encoding="utf-8")
+
+    _, html = render()
+    students = (root / "data" / "schools.csv").read_text(encoding="utf-8").splitlines()
+    assert f"{len(students) - 1:,} students" in html
+    # Drop the last school's students: fewer students and schools.
+    last = students[-1].split(",")[1]
+    kept = [line for line in students if line.split(",")[1] != last]
+    (root / "data" / "schools.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+    log, html = render()
+    assert "chapters/intro.qmd: data/schools.csv changed" in log
+    assert f"{len(kept) - 1:,} students" in html
+    log, _ = render()
+    assert "none re-executes" in log
