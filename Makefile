@@ -59,4 +59,4 @@ data: $(STAMP)
 	$(PY) -m hbm.simulate --out data
 
 clean:
-	rm -rf _book _freeze .quarto .jupyter_cache .cache .pytest_cache
+	rm -rf _book _freeze .quarto .jupyter_cache chapters/.jupyter_cache .cache .pytest_cache
