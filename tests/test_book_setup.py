@@ -1,0 +1,35 @@
+"""hbm.book: the shared chapter setup and the inline number formatting."""
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from hbm import book
+
+
+def test_setup_enables_theme_and_options():
+    """setup() enables the book's Altair theme and display options and returns a seeded generator."""
+    rng = book.setup()
+    assert alt.theme.active == book.THEME
+    assert pd.get_option("display.precision") == 3
+    assert rng.integers(1_000_000) == np.random.default_rng(book.SEED).integers(1_000_000)
+
+
+def test_setup_is_idempotent():
+    """Calling setup() twice leaves the same state."""
+    book.setup()
+    book.setup()
+    assert alt.theme.active == book.THEME
+
+
+def test_inline_strings_display_without_quotes():
+    """fmt/pct/count return strings whose repr is the plain text (Quarto shows the repr)."""
+    assert repr(book.fmt(0.12345, ".3f")) == "0.123"
+    assert repr(book.pct(0.256)) == "26%"
+    assert repr(book.pct(0.256, 1)) == "25.6%"
+    assert repr(book.count(1_200_000)) == "1,200,000"
+
+
+def test_fmt_uses_a_true_minus_sign():
+    """Negative numbers use the typographic minus, not a hyphen."""
+    assert book.fmt(-1.5, ".1f") == "\u22121.5"

@@ -1,0 +1,68 @@
+"""hbm.diagnostics: the verdict and sentence every chapter shows for a fit."""
+
+import arviz as az
+import numpy as np
+import pytest
+
+from hbm import diagnostics
+
+
+def _fit(draws, diverging=None, library="nutpie"):
+    """A DataTree with the given posterior draws (chain, draw) and divergence flags."""
+    draws = np.asarray(draws, dtype=float)
+    diverging = np.zeros(draws.shape, bool) if diverging is None else diverging
+    tree = az.from_dict({"posterior": {"x": draws}, "sample_stats": {"diverging": diverging}})
+    tree["posterior"].attrs["inference_library"] = library
+    return tree
+
+
+def test_well_mixed_chains_pass(rng):
+    """Independent normal draws in four chains pass every check and say so."""
+    checks = diagnostics.check(_fit(rng.normal(size=(4, 1000))))
+    assert checks.ok and checks.failures == []
+    assert (checks.chains, checks.draws, checks.divergences) == (4, 1000, 0)
+    assert checks.max_rhat < 1.01 and checks.min_ess_bulk > 2000
+    assert checks.message.startswith("4 chains of 1000 draws with nutpie: 0 divergences")
+    assert checks.message.endswith("all checks pass.")
+
+
+def test_divergences_fail_and_are_counted(rng):
+    """Any divergent transition fails the fit, and the message says how many."""
+    diverging = np.zeros((4, 1000), bool)
+    diverging[1, [3, 30, 300]] = True
+    checks = diagnostics.check(_fit(rng.normal(size=(4, 1000)), diverging))
+    assert not checks.ok
+    assert checks.divergences == 3
+    assert "3 divergent transitions" in checks.message and "diagnostics failed" in checks.message
+
+
+def test_chains_that_disagree_fail_rhat(rng):
+    """Chains centred in different places give R-hat above 1.01 and a failed verdict."""
+    draws = rng.normal(size=(4, 1000)) + np.array([[0.0], [0.0], [3.0], [3.0]])
+    checks = diagnostics.check(_fit(draws))
+    assert checks.max_rhat > 1.01
+    assert any(f.startswith("R-hat") for f in checks.failures)
+
+
+def test_autocorrelated_chains_fail_ess(rng):
+    """A strongly autocorrelated random walk has too few effective draws (< 100 per chain)."""
+    steps = rng.normal(scale=0.01, size=(4, 1000))
+    checks = diagnostics.check(_fit(np.cumsum(steps, axis=1)))
+    assert checks.min_ess_bulk < checks.min_ess == 400
+    assert any(f.startswith("bulk ESS") for f in checks.failures)
+
+
+@pytest.mark.parametrize("library, name", [("nutpie", "nutpie"), ("pymc", "PyMC's NUTS")])
+def test_sampler_is_named(rng, library, name):
+    """The sampler is read from the fit's attributes and named in words."""
+    assert diagnostics.sampler_name(_fit(rng.normal(size=(2, 50)), library=library)) == name
+
+
+def test_compare_has_one_row_per_fit(rng):
+    """compare() tabulates named fits with their verdicts."""
+    good = _fit(rng.normal(size=(4, 500)))
+    bad = _fit(rng.normal(size=(4, 500)), np.ones((4, 500), bool))
+    table = diagnostics.compare({"good": good, "bad": bad})
+    assert list(table.index) == ["good", "bad"]
+    assert list(table["checks"]) == ["pass", "FAIL"]
+    assert table.loc["bad", "divergences"] == 2000
