@@ -247,3 +247,80 @@ def test_bad_priors_are_rejected():
         schools.exact_posterior(EIGHT_Y, EIGHT_S, n_nodes=1)
     with pytest.raises(ValueError, match="tau"):
         schools.mu_conditional(-1.0, EIGHT_Y, EIGHT_S)
+
+
+# --------------------------------------------------------------------------- #
+# Helpers for comparing posteriors
+# --------------------------------------------------------------------------- #
+def test_group_moments_by_hand_and_against_pandas(rng):
+    """Group means and sds (ddof 1): a hand case, and a batch equal to pandas groupby."""
+    means, sds = schools.group_moments([1.0, 3.0, 10.0, 10.0, 16.0], [0, 0, 1, 1, 1])
+    np.testing.assert_allclose(means, [2.0, 12.0])
+    np.testing.assert_allclose(sds, [np.sqrt(2.0), np.sqrt(12.0)])
+    import pandas as pd
+
+    codes = rng.integers(0, 4, 60)
+    codes[:8] = np.repeat(np.arange(4), 2)  # every group has two or more
+    values = rng.normal(70, 10, (3, 5, 60))
+    means, sds = schools.group_moments(values, codes)
+    assert means.shape == sds.shape == (3, 5, 4)
+    frame = pd.DataFrame({"v": values[2, 4], "g": codes}).groupby("g")["v"]
+    np.testing.assert_allclose(means[2, 4], frame.mean().to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(sds[2, 4], frame.std().to_numpy(), rtol=1e-12)
+
+
+def test_group_moments_rejects_bad_groups():
+    """A group with one observation, or codes of the wrong length, raise ValueError."""
+    with pytest.raises(ValueError, match="two observations"):
+        schools.group_moments([1.0, 2.0, 3.0], [0, 0, 1])
+    with pytest.raises(ValueError, match="one entry per observation"):
+        schools.group_moments([1.0, 2.0, 3.0], [0, 0])
+
+
+def test_flat_draws_orders_samples_and_levels():
+    """flat_draws stacks chain-major draws into rows and keeps the level labels."""
+    import xarray as xr
+
+    da = xr.DataArray(np.arange(24.0).reshape(2, 3, 4), dims=("chain", "draw", "school"),
+                      coords={"school": list("ABCD")}, name="theta")
+    draws, labels = schools.flat_draws(da)
+    assert labels == list("ABCD")
+    np.testing.assert_array_equal(draws, np.arange(24.0).reshape(6, 4))
+    scalar, name = schools.flat_draws(da.isel(school=0))
+    assert name == ["theta"] and scalar.shape == (6, 1)
+    with pytest.raises(ValueError, match="at most one"):
+        schools.flat_draws(da.expand_dims(extra=2))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_compare_to_exact_with_independent_draws(seed, eight):
+    """Independent normal draws centred on the exact means: MCSE ~ sd / sqrt(n) and |z| < 4."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
+    dims = ("chain", "draw")
+    mu = xr.DataArray(rng.normal(eight.mu_mean, eight.mu_sd, (4, 1000)), dims=dims)
+    tau = xr.DataArray(rng.normal(eight.tau_mean, eight.tau_sd, (4, 1000)), dims=dims)
+    theta = xr.DataArray(rng.normal(eight.theta_mean, eight.theta_sd, (4, 1000, 8)),
+                         dims=(*dims, "school"), coords={"school": list("ABCDEFGH")})
+    table = schools.compare_to_exact(eight, mu, tau, theta)
+    assert list(table.index) == ["mu", "tau", *"ABCDEFGH"]
+    np.testing.assert_allclose(table["mcse"], table["exact_sd"] / np.sqrt(4000), rtol=0.15)
+    assert np.all(np.abs(table["z"]) < 4)
+    np.testing.assert_allclose(table["z"], (table["mcmc"] - table["exact"]) / table["mcse"])
+
+
+def test_compare_to_exact_detects_a_biased_sampler(eight):
+    """Draws shifted by 10 MCSE give |z| near 10."""
+    import xarray as xr
+
+    rng = np.random.default_rng(7)
+    dims = ("chain", "draw")
+    shift = 10 * eight.tau_sd / np.sqrt(4000)
+    mu = xr.DataArray(rng.normal(eight.mu_mean, eight.mu_sd, (4, 1000)), dims=dims)
+    tau = xr.DataArray(rng.normal(eight.tau_mean + shift, eight.tau_sd, (4, 1000)), dims=dims)
+    theta = xr.DataArray(rng.normal(eight.theta_mean, 1.0, (4, 1000, 8)), dims=(*dims, "school"))
+    table = schools.compare_to_exact(eight, mu, tau, theta)
+    assert 6 < table.loc["tau", "z"] < 14
+    with pytest.raises(ValueError, match="unit dimension"):
+        schools.compare_to_exact(eight, mu, tau, theta.isel(school=slice(0, 3)))
