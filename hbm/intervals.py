@@ -160,14 +160,18 @@ def region_counts(music: pd.DataFrame, region: str, genre: str = "rock") -> tupl
 
 
 def pick_region(music: pd.DataFrame, preferred: str = "Europe") -> str:
-    """``preferred`` if the data have users there, else the region with the most users.
+    """``preferred`` if at least two of its users have plays, else the region with most such users.
 
-    Lets a chapter written about one region run on a reader's file with other region labels.
+    Lets a chapter written about one region run on a reader's file with other region labels
+    (the cluster intervals need two users). With no user having any play at all, returns the
+    first region.
     """
-    regions = music["region"].astype(str)
-    if (regions == preferred).any():
+    n = music[list(GENRES)].to_numpy(dtype=np.int64).sum(axis=1)
+    counts = music["region"].astype(str)[n > 0].value_counts(sort=False)
+    if counts.get(preferred, 0) >= 2:
         return preferred
-    counts = regions.value_counts(sort=False)
+    if counts.empty:
+        return str(music["region"].astype(str).iloc[0])
     return str(counts.idxmax())
 
 
@@ -250,14 +254,18 @@ def regional_prior(mean: float | None, concentration: float = REGIONAL_CONCENTRA
     """Beta prior ``(c m, c (1 - m))`` centred on other regions' share ``m``.
 
     With no other region (``mean`` None) it falls back to ``m = 1 / len(GENRES)``, an even split
-    over genres. The prior standard deviation is ``sqrt(m (1 - m) / (c + 1))``.
+    over genres. The prior standard deviation is ``sqrt(m (1 - m) / (c + 1))``. If ``c m`` or
+    ``c (1 - m)`` would fall below 1 (a share within ``1 / c`` of 0 or 1), ``c`` is raised to
+    ``max(1 / m, 1 / (1 - m))`` so that both parameters are at least 1 and the prior density
+    stays bounded, as :func:`grid_posterior` needs.
     """
     m = 1.0 / len(GENRES) if mean is None else float(mean)
     if not 0.0 < m < 1.0:
         raise ValueError(f"the prior mean must lie strictly between 0 and 1, got {m}")
     if concentration <= 0:
         raise ValueError("concentration must be positive")
-    return concentration * m, concentration * (1.0 - m)
+    c = max(float(concentration), 1.0 / m, 1.0 / (1.0 - m))
+    return c * m, c * (1.0 - m)
 
 
 def _batch(y, n) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -535,17 +543,21 @@ def grid_posterior(y, n, priors: Mapping[str, tuple[float, float]] | None = None
 
     The unnormalized log posterior is evaluated on a grid over :math:`(p, \log\kappa)`;
     :math:`\kappa` is integrated out by the trapezoidal rule in :math:`\log\kappa` (the prior
-    is a density on :math:`\log\kappa`), giving the marginal density of :math:`p` at the grid
-    points; its CDF (trapezoidal, linearly interpolated) gives the equal-tailed interval.
+    is a density on :math:`\log\kappa`), giving the log marginal density of :math:`p` at the
+    grid points. That smooth, nearly quadratic curve is interpolated by a cubic spline onto a
+    grid 8 times finer, where the density is taken as piecewise linear: its integral gives the
+    posterior mean, and its exactly inverted CDF the equal-tailed interval.
 
-    The grid adapts to each data set: a coarse grid (22 points in logit p over [-7, 7],
-    12 in log kappa over [log 0.02, log 5e4]) finds the box of cells whose log posterior is
-    within 16 of its maximum under any of the priors, widened by one coarse step; a
-    40 x 16 grid over that box gives the result. When the box shrinks to less than a third
-    of its width in either direction the fine stage is repeated on the new box (at most
-    ``max_zoom`` times), so narrow posteriors from large data sets are resolved too. This
-    assumes a unimodal posterior and prior densities bounded away from infinity on the
-    box (``a, b >= 1``).
+    The grid adapts to each data set. A coarse grid (22 points in logit p over [-7, 7], 12 in
+    log kappa over [log 0.02, log 5e4]) finds the box of cells whose log posterior is within
+    12 of its maximum under any of the priors (posterior mass outside is below about 1e-5),
+    widened by one coarse step; a 24 x 12 grid over that box gives the result. When the same
+    rule applied to the fine grid gives a box less than a third as wide in either direction,
+    the fine stage is repeated on it (at most ``max_zoom`` times), so that narrow posteriors
+    from large data sets are resolved too. This assumes a unimodal posterior and prior
+    densities bounded on the box (``a, b >= 1``). Against a brute-force grid the interval ends
+    agree to within 1% of a posterior standard deviation (``tests/test_intervals.py``; typically
+    about 0.1%).
 
     Parameters
     ----------
@@ -559,7 +571,7 @@ def grid_posterior(y, n, priors: Mapping[str, tuple[float, float]] | None = None
     prob : float
         Interval probability.
     chunk : int
-        Replications evaluated at once (memory about ``chunk * 640 * m * 16`` bytes).
+        Replications evaluated at once (temporary arrays of about ``chunk * 300 * m`` floats).
     max_zoom : int
         Most fine-stage repetitions.
 
@@ -582,7 +594,7 @@ def grid_posterior(y, n, priors: Mapping[str, tuple[float, float]] | None = None
     prob = _check_prob(prob)
     y, n, single = _batch(y, n)
     reps = y.shape[0]
-    abs_ = list(priors.values())
+    prior_list = list(priors.values())
     n_out = (_FINE_P - 1) * _UPSAMPLE + 1
     p_all = np.empty((reps, n_out))
     dens_all = {k: np.empty((reps, n_out)) for k in priors}
@@ -598,7 +610,7 @@ def grid_posterior(y, n, priors: Mapping[str, tuple[float, float]] | None = None
         lp = np.broadcast_to(_COARSE_LOGIT, (r, len(_COARSE_LOGIT)))
         lk = np.broadcast_to(_COARSE_LOG_KAPPA, (r, len(_COARSE_LOG_KAPPA)))
         ll = _loglik(yb, nb, expit(lp), lk) + _kappa_log_prior(lk, kappa_prior)[:, None, :]
-        posts = [ll + _p_log_prior(expit(lp), ab)[:, :, None] for ab in abs_]
+        posts = [ll + _p_log_prior(expit(lp), ab)[:, :, None] for ab in prior_list]
         l_lo, l_hi, lk_lo, lk_hi, at_lo, at_hi = _box(posts, lp, lk, step_logit, step_ck)
         p_lo = np.where(at_lo, _P_FLOOR, expit(l_lo))
         p_hi = np.where(at_hi, 1 - _P_FLOOR, expit(l_hi))
@@ -606,15 +618,14 @@ def grid_posterior(y, n, priors: Mapping[str, tuple[float, float]] | None = None
         todo = np.arange(r)
         pf = np.empty((r, _FINE_P))
         lkf = np.empty((r, _FINE_KAPPA))
-        postf = [np.empty((r, _FINE_P, _FINE_KAPPA)) for _ in abs_]
+        postf = [np.empty((r, _FINE_P, _FINE_KAPPA)) for _ in prior_list]
         for _ in range(max_zoom + 1):
-            p_, lk_, posts_ = _fine(yb[todo], nb[todo], abs_, kappa_prior,
+            p_, lk_, posts_ = _fine(yb[todo], nb[todo], prior_list, kappa_prior,
                                     p_lo[todo], p_hi[todo], lk_lo[todo], lk_hi[todo])
             pf[todo], lkf[todo] = p_, lk_
             for dst, src in zip(postf, posts_):
                 dst[todo] = src
-            sp = (p_[:, 1] - p_[:, 0])
-            sk = (lk_[:, 1] - lk_[:, 0])
+            sp, sk = p_[:, 1] - p_[:, 0], lk_[:, 1] - lk_[:, 0]
             n_lo, n_hi, nk_lo, nk_hi, _, _ = _box(posts_, p_, lk_, sp, sk)
             n_lo = np.maximum(n_lo, _P_FLOOR)
             n_hi = np.minimum(n_hi, 1 - _P_FLOOR)
@@ -622,9 +633,9 @@ def grid_posterior(y, n, priors: Mapping[str, tuple[float, float]] | None = None
                 (nk_hi - nk_lo) < (lk_hi[todo] - lk_lo[todo]) / 3)
             if not shrunk.any():
                 break
-            p_lo[todo], p_hi[todo] = n_lo, n_hi
-            lk_lo[todo], lk_hi[todo] = nk_lo, nk_hi
-            todo = todo[shrunk]
+            todo = todo[shrunk]  # zoom in on these rows' new boxes
+            p_lo[todo], p_hi[todo] = n_lo[shrunk], n_hi[shrunk]
+            lk_lo[todo], lk_hi[todo] = nk_lo[shrunk], nk_hi[shrunk]
         for name, post in zip(priors, postf):
             p_fine, dens, iv = _summarise(pf, lkf, post, prob)
             p_all[sl] = p_fine

@@ -86,13 +86,27 @@ def test_other_regions_share_and_prior():
     assert iv.regional_prior(None, 20) == pytest.approx((20 / len(GENRES), 20 * (1 - 1 / len(GENRES))))
     with pytest.raises(ValueError):
         iv.regional_prior(1.0)
+    a, b = iv.regional_prior(0.01, 20)  # c m would be 0.2: c is raised to 100
+    assert (a, b) == pytest.approx((1.0, 99.0))
+
+
+def test_regional_prior_near_zero_still_runs_in_the_grid():
+    """A rare genre (other regions' share 0.02) gives a bounded prior the grid posterior accepts."""
+    prior = iv.regional_prior(0.02)
+    assert min(prior) >= 1
+    post = iv.grid_posterior([0, 1, 0, 2], [10, 20, 5, 40], {"regional": prior})["regional"].intervals
+    assert 0 < float(post.lower) < float(post.upper) < 1
 
 
 def test_pick_region_prefers_named_region_else_largest():
-    """pick_region returns the preferred region when present, else the one with most users."""
-    frame = music_frame([("A", {}), ("B", {}), ("B", {})])
+    """pick_region returns the preferred region if two of its users have plays, else the region with most such users."""
+    frame = music_frame([("A", {"rock": 1}), ("A", {"pop": 2}), ("B", {"rock": 1}), ("B", {"rock": 1}),
+                         ("B", {"pop": 1}), ("C", {"rock": 3}), ("D", {}), ("D", {}), ("D", {}), ("D", {})])
     assert iv.pick_region(frame, "A") == "A"
     assert iv.pick_region(frame, "Europe") == "B"
+    assert iv.pick_region(frame, "C") == "B"  # one user only
+    assert iv.pick_region(frame, "D") == "B"  # four users, none with plays
+    assert iv.pick_region(music_frame([("X", {}), ("Y", {})]), "Europe") == "X"
 
 
 def test_simulation_parameters_truth_eb_and_fallback():
