@@ -15,6 +15,8 @@ so it runs when copied alone into a fresh kernel.
 
 from __future__ import annotations
 
+import logging
+
 import altair as alt
 import numpy as np
 import pandas as pd
@@ -55,11 +57,14 @@ def _theme() -> alt.theme.ThemeConfig:
     }
 
 
-def setup() -> np.random.Generator:
-    """Apply the book's theme and display options; return a generator seeded with ``SEED``.
+def setup() -> None:
+    """Apply the book's theme and display options.
 
-    Idempotent: calling it twice changes nothing.
+    PyMC's INFO log lines ("Sampling: [...]", "NUTS[nutpie]: [...]") are raised to WARNING so
+    they do not appear as output in the book; the prose names each fit's sampler, and PyMC's
+    warnings still show. Idempotent: calling it twice changes nothing.
     """
+    logging.getLogger("pymc").setLevel(logging.WARNING)
     alt.theme.enable(THEME)
     # Charts embed their data in the page; a limit above the book's largest chart, not none.
     alt.data_transformers.enable("default", max_rows=50_000)
@@ -68,7 +73,6 @@ def setup() -> np.random.Generator:
     pd.set_option("display.max_columns", 20)
     pd.set_option("display.width", 100)
     np.set_printoptions(precision=4, suppress=True)
-    return np.random.default_rng(SEED)
 
 
 class Inline(str):

@@ -53,6 +53,13 @@ def test_inline_values_are_real(name, chapter):
     assert not bad, f"{name}: inline expressions with no real value: {bad}"
 
 
+def _is_chart(output) -> bool:
+    """An Altair chart (HTML with vegaEmbed, or a Vega-Lite bundle) or an image."""
+    data = output.get("data", {})
+    return (any(key.startswith(("application/vnd.vegalite", "image/")) for key in data)
+            or "vegaEmbed" in data.get("text/html", ""))
+
+
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_chart_cells_have_caption_and_alt(name, chapter):
     """Every cell whose output is a chart has fig-cap and fig-alt (screen readers get the alt text)."""
@@ -60,10 +67,7 @@ def test_chart_cells_have_caption_and_alt(name, chapter):
     problems = []
     for cell in executed.cells:
         outputs = executed.notebook.cells[cell.index].get("outputs", [])
-        is_chart = any(
-            any(key.startswith(("application/vnd.vegalite", "image/")) for key in out.get("data", {}))
-            for out in outputs
-        )
+        is_chart = any(_is_chart(out) for out in outputs)
         if is_chart and not (cell.options.get("fig-cap") and cell.options.get("fig-alt")):
             problems.append(f"{name}:{cell.first_line}: chart cell lacks fig-cap or fig-alt")
     assert not problems, "\n".join(problems)
@@ -167,6 +171,22 @@ def test_failing_inline_expression_is_reported(tmp_path):
     assert "chapters/broken.qmd" in executed.error
     assert "undefined_name + x" in executed.error and "line 7" in executed.error
     assert "NameError" in executed.error
+
+
+def test_altair_chart_output_is_recognised(tmp_path):
+    """An Altair chart cell's output, as nbclient records it, is recognised as a chart."""
+    root = _tiny_book(tmp_path, """\
+        # Chart
+
+        ```{python}
+        import altair as alt
+        import pandas as pd
+        alt.Chart(pd.DataFrame({"x": [1, 2]})).mark_point().encode(x="x:Q")
+        ```
+        """)
+    executed = execute_chapter(root / "chapters" / "broken.qmd", root=root)
+    outputs = executed.notebook.cells[executed.cells[0].index]["outputs"]
+    assert any(_is_chart(out) for out in outputs)
 
 
 def test_inline_expression_values_are_captured(tmp_path):

@@ -1,18 +1,19 @@
 """hbm.book: the shared chapter setup and the inline number formatting."""
 
+import logging
+
 import altair as alt
-import numpy as np
 import pandas as pd
 
 from hbm import book
 
 
 def test_setup_enables_theme_and_options():
-    """setup() enables the book's Altair theme and display options and returns a seeded generator."""
-    rng = book.setup()
+    """setup() enables the book's Altair theme and display options and quiets PyMC's INFO lines."""
+    assert book.setup() is None
     assert alt.theme.active == book.THEME
     assert pd.get_option("display.precision") == 3
-    assert rng.integers(1_000_000) == np.random.default_rng(book.SEED).integers(1_000_000)
+    assert logging.getLogger("pymc").getEffectiveLevel() == logging.WARNING
 
 
 def test_setup_is_idempotent():
