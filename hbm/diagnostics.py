@@ -77,9 +77,15 @@ class Diagnostics:
 
 
 def sampler_name(idata) -> str:
-    """Which sampler produced the fit, from the posterior's attributes (nutpie or PyMC's NUTS)."""
-    attrs = idata["posterior"].attrs
-    library = attrs.get("inference_library", "unknown")
+    """Which sampler produced the fit, from the posterior's attributes (nutpie or PyMC's NUTS).
+
+    ``nutpie.sample`` called directly records its name on ``sample_stats`` only, so that group
+    is consulted when the posterior does not say.
+    """
+    library = idata["posterior"].attrs.get("inference_library")
+    if library is None and "sample_stats" in idata.children:
+        library = idata["sample_stats"].attrs.get("inference_library")
+    library = library or "unknown"
     return "nutpie" if library == "nutpie" else ("PyMC's NUTS" if library == "pymc" else library)
 
 

@@ -66,3 +66,11 @@ def test_compare_has_one_row_per_fit(rng):
     assert list(table.index) == ["good", "bad"]
     assert list(table["checks"]) == ["pass", "FAIL"]
     assert table.loc["bad", "divergences"] == 2000
+
+
+def test_sampler_read_from_sample_stats_when_posterior_is_silent(rng):
+    """nutpie.sample called directly names itself on sample_stats only; that is used."""
+    tree = az.from_dict({"posterior": {"x": rng.normal(size=(2, 50))},
+                         "sample_stats": {"diverging": np.zeros((2, 50), bool)}})
+    tree["sample_stats"].attrs["inference_library"] = "nutpie"
+    assert diagnostics.sampler_name(tree) == "nutpie"
