@@ -14,6 +14,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from hbm.book import Inline
+
 MAX_RHAT = 1.01
 MIN_ESS_PER_CHAIN = 100
 
@@ -56,16 +58,20 @@ class Diagnostics:
         return not self.failures
 
     @property
-    def message(self) -> str:
-        """One sentence for the prose: what was run and whether every check passed."""
+    def message(self) -> Inline:
+        """One sentence for the prose: what was run and whether every check passed.
+
+        An :class:`hbm.book.Inline` string, so an inline expression shows it without quotes.
+        """
         head = (
             f"{self.chains} chains of {self.draws} draws with {self.sampler}: "
             f"{self.divergences} divergences, max R-hat {self.max_rhat:.3f}, "
             f"min bulk ESS {self.min_ess_bulk:.0f}, min tail ESS {self.min_ess_tail:.0f}"
         )
         if self.ok:
-            return head + "; all checks pass."
-        return head + "; **diagnostics failed** (" + "; ".join(self.failures) + "): do not trust this fit as is."
+            return Inline(head + "; all checks pass.")
+        return Inline(head + "; **diagnostics failed** (" + "; ".join(self.failures)
+                      + "): do not trust this fit as is.")
 
     def row(self, name: str) -> dict:
         """A one-line summary for a comparison table of several fits."""

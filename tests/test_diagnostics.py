@@ -24,6 +24,7 @@ def test_well_mixed_chains_pass(rng):
     assert checks.max_rhat < 1.01 and checks.min_ess_bulk > 2000
     assert checks.message.startswith("4 chains of 1000 draws with nutpie: 0 divergences")
     assert checks.message.endswith("all checks pass.")
+    assert repr(checks.message) == str(checks.message)  # shows without quotes inline
 
 
 def test_divergences_fail_and_are_counted(rng):
