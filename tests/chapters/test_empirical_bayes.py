@@ -1,0 +1,181 @@
+"""chapters/empirical-bayes.qmd: its computed claims, on the book's data and on a reader's data."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hbm import eb, quarto
+from hbm.data import GENRES, counts_matrix, load_eight_schools, load_music
+from hbm.execute import execute_chapter
+
+CHAPTER = "chapters/empirical-bayes.qmd"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ch(chapter):
+    """The chapter, executed once (as Quarto would) with its kernel kept for queries."""
+    return chapter(CHAPTER)
+
+
+def test_static_checks():
+    """Cross-references (to this chapter and the regional one), citations, figure options and standalone cells are valid."""
+    assert quarto.check_all(ROOT, files=[CHAPTER, "chapters/music.qmd"]) == []
+
+
+def test_setup_cell_first():
+    """The chapter's first cell is the hidden shared setup, right after the title."""
+    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
+    first = text.split("```{python}\n", 1)[1].split("```", 1)[0]
+    assert text.startswith("# Empirical Bayes at the scale of millions of users {#sec-empirical-bayes}")
+    assert first.splitlines()[0] == "#| include: false"
+    assert first.splitlines()[-1] == "setup()"
+
+
+def test_inline_text_has_no_quotes(ch):
+    """Text-valued inline expressions render without the quotes IPython puts around a str."""
+    quoted = {e: t for e, t in ch.inline.items() if t[:1] in "'\""}
+    assert not quoted
+
+
+def test_priors_are_hbm_eb_fits(ch):
+    """The chapter's regional priors are hbm.eb.fit_dirichlet_multinomial of each region's users, exactly."""
+    plays = load_music(ROOT / "data/music_plays.csv")
+    x = counts_matrix(plays)
+    priors = ch.value("priors")
+    for region in plays["region"].cat.categories:
+        fit = eb.fit_dirichlet_multinomial(x[(plays["region"] == region).to_numpy()])
+        assert priors.loc[region, "kappa"] == pytest.approx(fit.concentration, rel=1e-12)
+        assert priors.loc[region, "users"] == 30
+    assert priors.loc["All users", "users"] == len(plays)
+
+
+def test_pop_beta_priors_match_dirichlet_means(ch):
+    """The beta-binomial Pop priors have means within 0.02 of the Dirichlet fits' Pop means."""
+    priors = ch.value("priors")
+    beta_mean = priors["Pop Beta a"] / (priors["Pop Beta a"] + priors["Pop Beta b"])
+    assert np.max(np.abs(beta_mean - priors["Pop"])) < 0.02
+
+
+def test_eb_and_full_bayes_means_agree(ch):
+    """On the 120 users, EB and full Bayes posterior means differ by < 0.02 for every user and genre, < 0.005 on average."""
+    gap = ch.value("mean_gap")
+    assert gap.shape == (120, len(GENRES))
+    assert gap.max() < 0.02
+    assert gap.mean() < 0.005
+
+
+def test_full_bayes_diagnostics_pass(ch):
+    """The full Bayes fit passes every sampler check (no divergences, R-hat <= 1.01, ESS >= 400)."""
+    assert ch.value("full_checks.ok")
+    assert "nutpie" in ch.value("full_checks.sampler")
+
+
+def test_eb_intervals_narrower_for_light_users(ch):
+    """EB Pop intervals are narrower than full Bayes for light users (median ratio < 0.98) and nearly equal for heavy ones (> 0.96)."""
+    light, heavy = ch.value("ratio_light"), ch.value("ratio_heavy")
+    assert light < 0.98
+    assert heavy > 0.96
+    assert light < heavy
+    users = ch.value("users")
+    assert (users["width_ratio"] < 1.05).all()
+
+
+def test_eb_kappa_inside_full_bayes_intervals(ch):
+    """Every regional EB concentration lies inside the full Bayes 95% interval of kappa."""
+    table = ch.value("kappa_compare")
+    assert table["EB estimate"].between(table["FB 2.5%"], table["FB 97.5%"]).all()
+    assert ch.inline["Inline(inside_sentence)"].startswith("The estimated concentrations all lie inside")
+
+
+def test_eight_schools_eb_collapses(ch):
+    """Eight schools: the EB estimate of tau is exactly 0, so every school gets mu_hat with sd 0."""
+    schools = load_eight_schools(ROOT / "data/eight_schools.csv")
+    fit = eb.fit_normal_normal(schools["y"], schools["se"])
+    assert ch.value("schools_eb.tau") == 0.0 == fit.tau
+    assert ch.value("eb_sd_max") == 0.0
+    assert ch.value("float(np.ptp(schools_eb.posterior_mean))") == 0.0
+    assert "complete pooling" in ch.inline["Inline(schools_eb_sentence)"]
+
+
+def test_eight_schools_full_bayes_keeps_tau_uncertain(ch):
+    """Full Bayes puts > 15% probability on tau > 5, its 95% upper bound above 8, and school sds above 4 points."""
+    assert ch.value("tau_threshold") == 5.0
+    assert ch.value("p_tau_above") > 0.15
+    assert ch.value("tau_hi") > 8
+    assert ch.value("tau_lo") < 1
+    assert ch.value("fb_sd.min()") > 4
+
+
+def test_scale_run_recovers_concentration(ch):
+    """The 50,000-user Dask run recovers every regional kappa within 10% and every Pop profile within 0.01."""
+    recovered = ch.value("recovered")
+    assert (recovered["ratio"] - 1).abs().max() < 0.10
+    run = ch.value("small_run")
+    log = ch.value("small_log")
+    true_p = log.true_alpha() / log.true_alpha().sum(axis=1, keepdims=True)
+    assert np.max(np.abs(run.priors.alpha[:, 0] / run.priors.alpha.sum(axis=1) - true_p[:, 0])) < 0.01
+    assert run.n_users == 50_000
+
+
+def test_scale_run_outputs_every_user(ch):
+    """The posteriors of all 50,000 users were written, with lower < mean < upper for the Pop share."""
+    post = ch.value("small_posteriors")
+    assert len(post) == 50_000 and post["user_id"].is_unique
+    assert ((post["pop_lower"] < post["pop_mean"]) & (post["pop_mean"] < post["pop_upper"])).all()
+
+
+def test_scale_fit_memory_is_small(ch):
+    """The EB fit reads under 64 KiB of statistics and allocates under 2 MiB, for 50,000 users."""
+    assert ch.value("small_run.stats.nbytes") < 64 * 1024
+    assert ch.value("small_run.fit_peak_bytes") < 2 * 1024 * 1024
+
+
+def test_bench_table_shown_or_explained(ch):
+    """The recorded benchmark is shown when bench/results/eb_scaling.csv exists, else a sentence says it is absent."""
+    csv = ROOT / "bench/results/eb_scaling.csv"
+    sentence = ch.inline["Inline(bench_sentence)"]
+    if csv.exists():
+        assert ch.value("bench is not None")
+        assert "users a second" in sentence
+    else:
+        assert "is absent" in sentence
+
+
+def test_recorded_bench_fit_memory_tracks_suffstats():
+    """In the recorded benchmark the EB fit's peak memory stays within 64x the statistics and grows < 1.5x from 1M to 10M users."""
+    import pandas as pd
+
+    csv = ROOT / "bench/results/eb_scaling.csv"
+    if not csv.exists():
+        pytest.skip("bench/results/eb_scaling.csv is absent (run `make bench`)")
+    bench = pd.read_csv(csv)
+    eb_rows = bench[bench["method"].str.startswith("Empirical Bayes")].set_index("users").sort_index()
+    assert len(eb_rows) >= 2 and eb_rows.index.max() >= 10 * eb_rows.index.min()
+    assert (eb_rows["fit peak KiB"] <= 64 * eb_rows["suffstats KiB"]).all()
+    assert eb_rows["fit peak KiB"].iloc[-1] < 1.5 * eb_rows["fit peak KiB"].iloc[0]
+    assert (eb_rows["max kappa error"] < 0.05).all()
+
+
+def test_truth_sentence_on_book_data(ch):
+    """On the book's data the truth comparison is made (the truth file matches the CSV)."""
+    assert ch.inline["Inline(truth_sentence)"].startswith("The data were simulated")
+
+
+def test_runs_on_readers_data(tmp_path):
+    """On a modified copy of the data (no matching truth, no benchmark file) the chapter runs and says so."""
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    (tmp_path / "chapters").mkdir()
+    shutil.copy(ROOT / CHAPTER, tmp_path / CHAPTER)
+    csv = tmp_path / "data/music_plays.csv"
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    fields = lines[1].split(",")
+    fields[2] = str(int(fields[2]) + 7)  # user u001 gets 7 more Pop plays: the truth no longer matches
+    lines[1] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
+    assert executed.error is None, executed.error
+    assert executed.inline["Inline(truth_sentence)"].startswith("No simulation truth is available")
+    assert "is absent" in executed.inline["Inline(bench_sentence)"]
