@@ -1,0 +1,174 @@
+"""Chapter "Regional music preferences": its fits, recovery, borrowing strength and robustness."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from hbm import music, quarto
+from hbm.execute import execute_chapter
+
+CHAPTER = "chapters/music.qmd"
+
+
+@pytest.fixture(scope="module")
+def ch(chapter):
+    """The chapter, executed once per session."""
+    return chapter(CHAPTER)
+
+
+def test_static_checks(root):
+    """Cross-references, citations, figure options and standalone model cells of the chapter are all valid."""
+    problems = [p for p in quarto.check_all(root, files=[CHAPTER]) if p.startswith(CHAPTER)]
+    assert problems == []
+
+
+def test_three_level_fit_passes_diagnostics(ch):
+    """The PyMC three-level fit (nutpie) has no divergences, R-hat <= 1.01 and ESS >= 100 per chain."""
+    checks = ch.value("checks")
+    assert checks.sampler == "nutpie" and checks.divergences == 0 and checks.max_rhat <= 1.01
+    assert checks.ok
+
+
+def test_bambi_by_region_fit_passes_diagnostics(ch):
+    """Bambi's ~ 0 + region Dirichlet-multinomial fit (nutpie) passes every check."""
+    checks = ch.value("checks_by_region")
+    assert checks.sampler == "nutpie" and checks.ok
+
+
+def test_failing_fits_are_flagged_in_the_prose(ch):
+    """A fit whose diagnostics fail is called failed in the prose, and the pooled Bambi fit is then not used."""
+    for name in ("checks_by_region", "checks_pooled", "checks"):
+        checks = ch.value(name)
+        text = ch.inline[f"Inline({name}.message)"]
+        assert ("diagnostics failed" in text) == (not checks.ok), name
+    if not ch.value("checks_pooled.ok"):
+        assert "not used" in ch.inline["Inline(pooled_verdict)"]
+
+
+def test_recovers_regional_profiles(ch):
+    """At most 2 of the 20 true p_rk fall outside their 95% intervals, and the posterior means' mean absolute error is below 0.02."""
+    truth = ch.value("truth")
+    assert truth is not None, "the project's data should come with its simulation truth"
+    rec = music.recovery(ch.value("profiles"), music.truth_profiles(truth))
+    assert rec["n"] == 20 and rec["missed"] <= 2
+    assert rec["mae"] < 0.02 and rec["max_error"] < 0.06
+
+
+def test_recovers_concentrations(ch):
+    """At most 1 of the 4 true kappa_r falls outside its 95% interval; every posterior mean is within a factor 1.6 of the truth."""
+    truth = ch.value("truth")
+    kappas = ch.value("kappas")
+    rec = music.recovery(kappas, music.truth_kappa(truth))
+    assert rec["n"] == 4 and rec["missed"] <= 1
+    ratio = rec["table"]["mean"] / rec["table"]["true"]
+    assert ratio.between(1 / 1.6, 1.6).all()
+
+
+def test_user_means_between_raw_shares_and_profile(ch):
+    """Every user's posterior mean of every genre lies between their own share and the region's posterior mean profile (+-0.005)."""
+    mean = ch.value("users.mean")
+    raw = ch.value("raw")
+    profile = ch.value("profile_mean[region_idx]")
+    has_plays = ch.value("totals") > 0
+    lo = np.minimum(raw, profile)[has_plays]
+    hi = np.maximum(raw, profile)[has_plays]
+    assert np.all(mean[has_plays] >= lo - 0.005) and np.all(mean[has_plays] <= hi + 0.005)
+
+
+def test_user_means_are_convex_combinations(ch):
+    """Given alpha (the posterior mean), user means are exactly w*raw + (1-w)*p_r with w = n/(n+kappa_r); over draws within 0.005."""
+    alpha = ch.value("alpha").mean(axis=0)
+    x, idx = ch.value("x"), ch.value("region_idx")
+    keep = x.sum(1) > 0
+    kappa = alpha.sum(1)
+    w = music.shrinkage_weight(x.sum(1), kappa[idx])[:, None]
+    exact = music.posterior_mean_given_alpha(alpha[idx], x)
+    combo = w * music.shares(x) + (1 - w) * (alpha / kappa[:, None])[idx]
+    np.testing.assert_allclose(exact[keep], combo[keep], rtol=1e-12, atol=1e-15)
+    assert ch.value("convex_gap") < 0.005
+
+
+def test_shrinkage_grows_as_plays_shrink(ch):
+    """Within each region, shrinkage 1 - E[w] strictly decreases as total plays increase (equal totals: equal shrinkage)."""
+    shrink, totals, idx = ch.value("shrinkage"), ch.value("totals"), ch.value("region_idx")
+    for r in np.unique(idx):
+        n, s = totals[idx == r], shrink[idx == r]
+        order = np.argsort(n, kind="stable")
+        n, s = n[order], s[order]
+        dn, ds = np.diff(n), np.diff(s)
+        assert np.all(ds[dn > 0] < 0) and np.allclose(ds[dn == 0], 0.0, atol=1e-12)
+    fewest, median, most = (ch.value(f"shrinkage[row[{role!r}]]") for role in ("fewest", "median", "most"))
+    assert fewest > median > most
+
+
+def test_borrowing_strength_for_chosen_users(ch):
+    """The lightest user sits nearer the regional profile than their own shares, the heaviest nearer their own shares."""
+    row = ch.value("row")
+    raw, mean, profile = ch.value("raw"), ch.value("users.mean"), ch.value("profile_mean[region_idx]")
+
+    def distances(i):
+        return np.abs(mean[i] - profile[i]).sum(), np.abs(mean[i] - raw[i]).sum()
+
+    to_profile, to_own = distances(row["fewest"])
+    assert to_profile < to_own
+    to_profile, to_own = distances(row["most"])
+    assert to_own < to_profile
+    assert ch.value("users.weight[row['fewest']]") < 0.5 < ch.value("users.weight[row['most']]")
+
+
+def test_new_user_gets_regional_profile_with_honest_uncertainty(ch):
+    """A new user's posterior mean is the posterior mean profile; their intervals contain the profile's and are wider than the median user's."""
+    np.testing.assert_allclose(ch.value("newcomers.mean"), ch.value("profile_mean"), rtol=1e-10)
+    profiles = ch.value("profiles")
+    regions, genres = ch.value("regions"), list(ch.value("GENRES"))
+    lower = profiles.pivot(index="region", columns="genre", values="lower").loc[regions, genres].to_numpy()
+    upper = profiles.pivot(index="region", columns="genre", values="upper").loc[regions, genres].to_numpy()
+    assert np.all(ch.value("newcomers.lower") < lower) and np.all(ch.value("newcomers.upper") > upper)
+    new_width, width, idx = ch.value("new_width"), ch.value("width"), ch.value("region_idx")
+    for r in np.unique(idx):
+        assert np.all(new_width[r] > np.median(width[idx == r], axis=0))
+
+
+def test_prose_numbers(ch):
+    """Counts in the prose come from the data file: 120 users in 4 regions."""
+    assert ch.inline["count(len(plays))"] == "120"
+    assert ch.inline["count(len(regions))"] == "4"
+    assert "No simulation truth" not in ch.inline["Inline(recovery_sentence)"]
+
+
+def _copy_project(root, tmp_path):
+    """A minimal project copy: the chapter and the data folder."""
+    (tmp_path / "chapters").mkdir()
+    shutil.copy(root / CHAPTER, tmp_path / CHAPTER)
+    shutil.copytree(root / "data", tmp_path / "data")
+    return tmp_path / "data" / "music_plays.csv"
+
+
+def test_runs_on_a_readers_data_without_truth(root, tmp_path):
+    """On a changed file (a count edited, a fifth region with a user who never played) the chapter runs and says no truth is available."""
+    csv = _copy_project(root, tmp_path)
+    lines = csv.read_text().splitlines()
+    first = lines[1].split(",")
+    first[2] = str(int(first[2]) + 7)
+    lines[1] = ",".join(first)
+    lines += ["z001,Oceania,3,1,0,0,2", "z002,Oceania,0,0,0,0,0", "z003,Oceania,12,30,2,1,9"]
+    csv.write_text("\n".join(lines) + "\n")
+    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
+    assert executed.error is None, executed.error
+    assert executed.inline["Inline(recovery_sentence)"].startswith("No simulation truth is available for this data file")
+    assert executed.inline["count(len(regions))"] == "5"
+
+
+def test_bad_data_stops_with_a_data_error(root, tmp_path):
+    """A non-integer count stops the chapter with a DataError naming the file, the column and the line."""
+    csv = _copy_project(root, tmp_path)
+    lines = csv.read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[3] = "lots"
+    lines[5] = ",".join(fields)
+    csv.write_text("\n".join(lines) + "\n")
+    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
+    assert executed.error is not None
+    assert "DataError" in executed.error and "music_plays.csv" in executed.error
+    assert "'rock'" in executed.error and "line 6" in executed.error
