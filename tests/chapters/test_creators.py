@@ -1,0 +1,246 @@
+"""chapters/creators.qmd: its computed claims hold, on the book's data and on a reader's data.
+
+Coverage claims are checked at three Monte Carlo standard errors: for one data set the binomial
+error sqrt(0.95 * 0.05 / n_creators) (about 0.01 for 500 creators), across replications the
+standard deviation of the per-data-set coverages over sqrt(R) (hbm.metrics.mc_error).
+"""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hbm import quarto
+from hbm.execute import execute_chapter, read_chapter
+
+CHAPTER = "chapters/creators.qmd"
+ROOT = Path(__file__).resolve().parents[2]
+K = 3.0  # Monte Carlo standard errors allowed
+PP, NP, CP, EB = "Partial pooling", "No pooling", "Complete pooling", "Empirical Bayes"
+
+
+@pytest.fixture(scope="module")
+def ch(chapter):
+    """The chapter, executed once (as Quarto would) with its kernel kept for queries."""
+    return chapter(CHAPTER)
+
+
+@pytest.fixture(scope="module")
+def overall(ch):
+    """Each method's MSE, coverage and mean width on the book's data (the key results table)."""
+    return ch.value("overall")
+
+
+@pytest.fixture(scope="module")
+def reps(ch):
+    """The replication study's per-method means and Monte Carlo errors, and its raw rows."""
+    return ch.value("rep_summary"), ch.value("reps")
+
+
+def test_static_checks():
+    """Cross-references, citations, figure options and standalone cells of the chapter are valid."""
+    assert quarto.check_all(ROOT, files=[CHAPTER]) == []
+
+
+def test_setup_cell_first():
+    """The chapter starts with its title and the hidden shared setup cell."""
+    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
+    assert text.startswith("# The creator A/B-test shrinkage study {#sec-creators}\n")
+    first = text.split("```{python}\n", 1)[1].split("```", 1)[0].splitlines()
+    assert first[0] == "#| include: false"
+    assert first[1].startswith("from hbm.book import setup")
+    assert first[2:] == ["setup()"]
+
+
+def test_model_cells_are_standalone():
+    """The Bambi and PyMC model cells are marked standalone and read no outside names."""
+    cells = [c for c in quarto.standalone_cells(ROOT, files=[CHAPTER]) if c[0] == CHAPTER]
+    assert len(cells) == 2
+    assert "bmb.Model" in cells[0][2] and "nutpie.compile_pymc_model" in cells[1][2]
+
+
+def test_inline_text_has_no_quotes(ch):
+    """Text-valued inline expressions render without the quotes IPython puts around a str."""
+    assert not {e: t for e, t in ch.inline.items() if t[:1] in "'\""}
+
+
+def test_every_fit_names_its_sampler(ch):
+    """The Bambi and PyMC fits and the comparison fits were all sampled by nutpie, and the prose says so."""
+    assert ch.value("bambi_checks.sampler") == "nutpie"
+    assert ch.value("pymc_checks.sampler") == "nutpie"
+    assert ch.value("[c.sampler for c in param_checks.values()]") == ["nutpie"] * 3
+    assert "with nutpie" in ch.inline["Inline(bambi_checks.message)"]
+
+
+def test_chapter_fits_pass_diagnostics(ch):
+    """The two fits the chapter uses pass every check (R-hat <= 1.01, ESS >= 400, no divergences)."""
+    assert ch.value("bambi_checks.ok"), ch.value("bambi_checks.message")
+    assert ch.value("pymc_checks.ok"), ch.value("pymc_checks.message")
+    assert ch.inline["Inline(pymc_checks.message)"].endswith("all checks pass.")
+
+
+def test_noncentered_is_worse_than_centered(ch):
+    """All-non-centered sampling fails its checks; the integrated-out model has 10x its ESS/s and no divergences."""
+    table = ch.value("param_table")
+    nc, cg, marg = table.iloc[0], table.iloc[1], table.iloc[2]
+    assert not ch.value("param_checks['noncentered'].ok")
+    assert marg["ESS per second"] > 10 * nc["ESS per second"]
+    assert cg["min bulk ESS"] > nc["min bulk ESS"]
+    assert marg["divergences"] == 0 and marg["max R-hat"] <= 1.01
+
+
+def test_pymc_model_cell_is_build_model(ch):
+    """The chapter's written-out PyMC model has the same log density as hbm.creators.build_model(..., 'marginal')."""
+    values = ch.value(
+        "(lambda m1, m2, p: (float(m1.compile_logp()(p)), float(m2.compile_logp()(p))))("
+        "creator_model, build_model(creators, 'marginal'),"
+        " {k: v + 0.1 for k, v in creator_model.initial_point().items()})"
+    )
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+
+
+def test_bambi_pymc_and_eb_agree(ch):
+    """Bambi, PyMC and EB posterior means of the creators differ by < 0.05 at most and correlate > 0.999."""
+    assert ch.value("diff_bambi.max()") < 0.05
+    assert ch.value("diff_eb.max()") < 0.05
+    assert ch.value("corr_bambi") > 0.999 and ch.value("corr_eb") > 0.999
+
+
+def test_hbm_beats_no_pooling_on_book_data(overall):
+    """On the book's data the hierarchical model's MSE is below 0.6 x no pooling's, and EB's too."""
+    assert overall.loc[PP, "mse"] < 0.6 * overall.loc[NP, "mse"]
+    assert overall.loc[EB, "mse"] < 0.6 * overall.loc[NP, "mse"]
+
+
+def test_hbm_coverage_nominal_on_book_data(ch, overall):
+    """The HBM's 95% intervals cover within 3 binomial MC errors of 95% (sqrt(.95 * .05 / 500) = 0.0097)."""
+    n = ch.value("len(creators)")
+    mc = np.sqrt(0.95 * 0.05 / n)
+    assert ch.value("coverage_mc") == pytest.approx(mc)
+    assert abs(overall.loc[PP, "coverage"] - 0.95) <= K * mc
+    assert abs(overall.loc[NP, "coverage"] - 0.95) <= K * mc
+
+
+def test_complete_pooling_undercovers(overall):
+    """Complete pooling's 'intervals' cover far below nominal (< 50%), while being the narrowest."""
+    assert overall.loc[CP, "coverage"] < 0.5
+    assert overall.loc[CP, "mean_width"] < overall.loc[PP, "mean_width"]
+
+
+def test_key_table_quotes_reference_values(ch):
+    """The quoted reference values are the original study's, shown next to ours."""
+    ref = ch.value("REFERENCE")
+    assert list(ref["mse"]) == [0.140, 0.160, 0.055]
+    assert list(ref["coverage"]) == [0.95, 0.73, 0.95]
+    assert list(ref["mean_width"]) == [1.25, 1.26, 0.72]
+    table = ch.value("key_table")
+    assert table.loc[PP, "MSE (original)"] == 0.055
+    assert np.isnan(table.loc[EB, "MSE (original)"])
+
+
+def test_prose_numbers_are_the_computed_ones(ch, overall):
+    """The prose's key numbers render the computed values."""
+    assert ch.inline['na_fmt(overall.loc["Partial pooling", "mse"], ".3f")'] == f"{overall.loc[PP, 'mse']:.3f}"
+    assert ch.inline["count(len(creators))"] == "500"
+    assert ch.inline["count(N_REPS)"] == str(ch.value("N_REPS"))
+
+
+def test_replications_hbm_beats_no_pooling(reps):
+    """Across replications the mean HBM MSE (+3 MC errors) is below 0.6 x no pooling's (-3 MC errors), and in >= 90% of data sets."""
+    summary, study = reps
+    assert summary.loc[PP, "mse"] + K * summary.loc[PP, "mse_mc"] < 0.6 * (summary.loc[NP, "mse"] - K * summary.loc[NP, "mse_mc"])
+    wide = study["metrics"][study["metrics"]["bin"] == "all"].pivot(index="rep", columns="method", values="mse")
+    assert (wide[PP] < 0.6 * wide[NP]).mean() >= 0.9
+
+
+def test_replications_hbm_coverage_nominal(reps):
+    """Across replications the HBM's mean coverage is within 3 MC errors of 0.95; EB's too."""
+    summary, _ = reps
+    for method in (PP, EB):
+        assert abs(summary.loc[method, "coverage"] - 0.95) <= K * summary.loc[method, "coverage_mc"], method
+
+
+def test_replications_complete_pooling_undercovers(reps):
+    """Across replications complete pooling covers under 50% of the creators' true effects."""
+    summary, _ = reps
+    assert summary.loc[CP, "coverage"] + K * summary.loc[CP, "coverage_mc"] < 0.5
+
+
+def test_replications_count_and_sampler(ch, reps):
+    """At least 30 replications ran, each with one fit of the once-compiled model, with R-hat below 1.05."""
+    _, study = reps
+    n = ch.value("N_REPS")
+    assert n >= 30 and study["sampler"].shape[0] == n and study["metrics"]["rep"].nunique() == n
+    assert study["sampler"]["max R-hat"].max() < 1.05
+
+
+def test_hyperparameters_recovered(ch):
+    """sigma_creator's 95% interval contains the truth on the book's data, and across replications in 85-100% of data sets."""
+    lo, hi, true = ch.value("(sc_lo, sc_hi, true_sc)")
+    assert lo <= true <= hi
+    cover = ch.value("hyper_cover")
+    assert 0.85 <= cover["sigma_creator"] <= 1.0
+    assert 0.85 <= cover["sigma_genre"] <= 1.0
+
+
+def test_shrinkage_falls_with_sample_size(ch):
+    """Small experiments are shrunk more than large ones (posterior mean shrinkage by size bin is decreasing)."""
+    by_bin = ch.value("shrink_by_bin")
+    assert by_bin["n < 100"] > by_bin["100-500"] > by_bin["> 500"]
+    assert by_bin["n < 100"] > 0.5 and by_bin["> 500"] < 0.2
+
+
+def _reader_copy(tmp_path):
+    """A copy of the project's data and this chapter, in a fresh root."""
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    (tmp_path / "chapters").mkdir()
+    shutil.copy(ROOT / CHAPTER, tmp_path / CHAPTER)
+    return tmp_path / "data" / "creator_experiments.csv"
+
+
+def test_runs_on_readers_data_without_truth(tmp_path):
+    """On a reader's CSV (perturbed, so the truth file no longer belongs to it) the chapter runs and says no truth is available."""
+    csv = _reader_copy(tmp_path)
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    k = header.index("effect")
+    for i in range(1, len(lines), 7):  # nudge every 7th effect: a different file, same schema
+        cells = lines[i].split(",")
+        cells[k] = f"{float(cells[k]) + 0.01:.6f}"
+        lines[i] = ",".join(cells)
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
+    assert executed.error is None, executed.error
+    assert executed.inline["truth_note"].startswith("No simulation truth is available for this data file")
+    assert executed.inline['na_fmt(overall.loc["Partial pooling", "mse"], ".3f")'] == "n/a"
+    outputs = str([c.get("outputs") for c in executed.notebook.cells])
+    assert "No simulation truth is available" in outputs
+    assert "No benchmark results are recorded yet" in outputs  # bench/ is not in the copy
+
+
+def test_bad_input_is_a_clear_data_error(tmp_path):
+    """A CSV with a non-positive standard error stops at the data cell with a DataError naming file, column and line."""
+    csv = _reader_copy(tmp_path)
+    lines = csv.read_text(encoding="utf-8").splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",-0.1"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # Only the cells up to the data cell: the error must come from the loader, before any model.
+    text = (tmp_path / CHAPTER).read_text(encoding="utf-8")
+    head = text.split("## Two baselines", 1)[0]
+    (tmp_path / CHAPTER).write_text(head.split("The file `data/creator_experiments.csv`", 1)[0], encoding="utf-8")
+    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
+    assert executed.error is not None
+    assert "DataError" in executed.error and "creator_experiments.csv" in executed.error
+    assert "'se'" in executed.error and "line 4" in executed.error
+
+
+def test_pymc_model_cell_runs_alone(tmp_path):
+    """The chapter's PyMC model cell runs in a fresh kernel with nothing but hbm installed."""
+    _, cells, _ = read_chapter(ROOT / CHAPTER)
+    source = next(c.source for c in cells if "nutpie.compile_pymc_model" in c.source)
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    qmd = tmp_path / "alone.qmd"
+    qmd.write_text(f"```{{python}}\n{source}\n```\n", encoding="utf-8")
+    executed = execute_chapter(qmd, root=tmp_path)
+    assert executed.error is None, executed.error
