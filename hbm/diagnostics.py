@@ -76,7 +76,8 @@ class Diagnostics:
     def row(self, name: str) -> dict:
         """A one-line summary for a comparison table of several fits."""
         return {
-            "fit": name, "sampler": self.sampler, "divergences": self.divergences,
+            "fit": name, "sampler": self.sampler, "chains x draws": f"{self.chains} x {self.draws}",
+            "divergences": self.divergences,
             "max R-hat": round(self.max_rhat, 3), "min bulk ESS": int(self.min_ess_bulk),
             "min tail ESS": int(self.min_ess_tail), "checks": "pass" if self.ok else "FAIL",
         }
