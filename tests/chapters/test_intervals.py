@@ -196,7 +196,7 @@ def test_bad_data_stops_with_a_data_error(tmp_path, root):
 def test_cheap_model_cells_run_alone(tmp_path, root):
     """The confidence-interval and grid-posterior model cells run in a fresh kernel with nothing but hbm installed."""
     cells = [source for name, _, source in quarto.standalone_cells(root, files=[CHAPTER]) if name == CHAPTER]
-    cheap = [s for s in cells if "pymc" not in s and "coverage_study" not in s]
+    cheap = [s for s in cells if "fit_three_level" not in s and "coverage_study" not in s]
     assert len(cells) == 4 and len(cheap) == 2
     shutil.copytree(root / "data", tmp_path / "data")
     for k, source in enumerate(cheap):
