@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hbm.pooling import _as_vector as _vec  # finite, non-empty 1-D float array
+
 __all__ = [
     "mse",
     "coverage",
@@ -25,20 +27,6 @@ __all__ = [
     "size_bins",
     "evaluate",
 ]
-
-
-def _vec(x, name: str) -> np.ndarray:
-    """Finite, non-empty 1-D float array, or ValueError."""
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite (found NaN or infinity)")
-    return arr
 
 
 def _same_length(**arrays: np.ndarray) -> None:

@@ -28,7 +28,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- #
-# Validation helpers (shared with hbm.eb)
+# Validation helpers (shared with hbm.eb and hbm.metrics)
 # --------------------------------------------------------------------------- #
 def _as_vector(x, name: str) -> np.ndarray:
     """Return ``x`` as a finite, non-empty 1-D float array or raise ValueError."""
