@@ -54,6 +54,14 @@ def _files(root: Path, files: list[str] | None) -> list[str]:
     return listed + [f for f in files or [] if f not in listed]
 
 
+def _texts(root: Path, files: list[str] | None):
+    """(name, text) of every book file that exists (missing ones are check_chapters_exist's job)."""
+    for name in _files(root, files):
+        path = Path(root) / name
+        if path.exists():
+            yield name, path.read_text(encoding="utf-8")
+
+
 def _prose_lines(text: str):
     """(line number, line) for lines outside code chunks and outside the YAML front matter."""
     in_code, in_yaml = False, False
@@ -91,11 +99,7 @@ def _cells(text: str):
 def labels(root: Path, files: list[str] | None = None) -> dict[str, str]:
     """Every cross-reference label defined in the book, mapped to the file defining it."""
     found = {}
-    for name in _files(root, files):
-        path = Path(root) / name
-        if not path.exists():
-            continue
-        text = path.read_text(encoding="utf-8")
+    for name, text in _texts(root, files):
         for _, line in _prose_lines(text):
             for m in LABEL_ATTR_RE.finditer(line):
                 found[m.group(1)] = name
@@ -129,11 +133,8 @@ def check_crossrefs(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: ``@fig-``/``@tbl-``/``@sec-``/``@eq-`` references to undefined labels."""
     defined = labels(root, files)
     problems = []
-    for name in _files(root, files):
-        path = Path(root) / name
-        if not path.exists():
-            continue
-        for lineno, line in _prose_lines(path.read_text(encoding="utf-8")):
+    for name, text in _texts(root, files):
+        for lineno, line in _prose_lines(text):
             for m in XREF_RE.finditer(line):
                 if m.group(1) not in defined:
                     problems.append(f"{name}:{lineno}: cross-reference @{m.group(1)} has no matching label")
@@ -144,11 +145,8 @@ def check_citations(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: citation keys that are not in the bibliography."""
     keys = bib_keys(root)
     problems = []
-    for name in _files(root, files):
-        path = Path(root) / name
-        if not path.exists():
-            continue
-        for lineno, line in _prose_lines(path.read_text(encoding="utf-8")):
+    for name, text in _texts(root, files):
+        for lineno, line in _prose_lines(text):
             line = re.sub(r"\S+@\S+\.\w+", "", line)  # e-mail addresses are not citations
             for m in CITE_RE.finditer(line):
                 key = m.group(1).rstrip(".,;:?!)")
@@ -162,11 +160,8 @@ def check_citations(root: Path, files: list[str] | None = None) -> list[str]:
 def check_figure_options(root: Path, files: list[str] | None = None) -> list[str]:
     """Problems: figure cells (label ``fig-*`` or a ``fig-cap``) without ``fig-cap`` and ``fig-alt``."""
     problems = []
-    for name in _files(root, files):
-        path = Path(root) / name
-        if not path.exists():
-            continue
-        for start, options, _ in _cells(path.read_text(encoding="utf-8")):
+    for name, text in _texts(root, files):
+        for start, options, _ in _cells(text):
             is_figure = options.get("label", "").startswith("fig-") or "fig-cap" in options
             if is_figure:
                 missing = [opt for opt in ("fig-cap", "fig-alt") if not options.get(opt)]
@@ -220,13 +215,11 @@ def check_standalone_cells(root: Path, files: list[str] | None = None) -> list[s
 def standalone_cells(root: Path, files: list[str] | None = None) -> list[tuple[str, int, str]]:
     """(chapter, first line, source) of every standalone model cell in the book."""
     out = []
-    for name in _files(root, files):
-        path = Path(root) / name
-        if path.exists():
-            for start, _, source in _cells(path.read_text(encoding="utf-8")):
-                body = [ln for ln in source.splitlines() if not ln.startswith("#|")]
-                if body and body[0].startswith(STANDALONE_MARK):
-                    out.append((name, start, source))
+    for name, text in _texts(root, files):
+        for start, _, source in _cells(text):
+            body = [ln for ln in source.splitlines() if not ln.startswith("#|")]
+            if body and body[0].startswith(STANDALONE_MARK):
+                out.append((name, start, source))
     return out
 
 
