@@ -1,31 +1,37 @@
-"""Empirical Bayes for millions of users: event logs, Dask aggregation, streaming statistics.
+"""Empirical Bayes for millions of users on Dask: event logs, dense counts, streaming statistics.
 
 The pipeline of the empirical-Bayes chapter, at any size:
 
 1. :func:`write_play_log` simulates a play-event log (one row per play: ``user_id`` int32,
-   ``region`` int8, ``genre`` int8) and writes it as Parquet, one file per chunk of users, so
-   the whole log is never in memory. Each user's genre shares are drawn from a regional
-   Dirichlet prior, as in :func:`hbm.simulate.music`; the priors are the simulation's truth.
-2. :func:`user_genre_counts` aggregates the events to one row per user with Dask DataFrame:
-   a NumPy count within every Parquet partition, then a groupby-sum across partitions, so a
-   user's plays may be spread over any number of files.
-3. :func:`streaming_suffstats` reduces the per-user counts, partition by partition, to the
+   ``region`` int8, ``genre`` int8) and writes it as Parquet *partitioned by time*: every
+   file holds the plays of one time window, from nearly every user. Each user's genre
+   shares are drawn from a regional Dirichlet prior, as in :func:`hbm.simulate.music`; the
+   priors are the simulation's truth.
+2. :func:`user_count_blocks` counts the plays per user and genre: one task per worker
+   thread reads its share of the files with PyArrow and adds every play into a dense
+   ``(n_users, K)`` int32 array (:func:`count_into`, a Numba loop); the arrays are summed
+   across tasks block of users by block of users (a tree reduction). Memory follows the
+   number of users, never the number of events.
+3. :func:`streaming_suffstats` reduces the per-user counts, block by block, to the
    Dirichlet-multinomial sufficient statistics of every region
    (:class:`hbm.eb.DMSuffStats`: per-genre histograms of counts and a histogram of totals),
    merged by addition. Their size depends on the largest count, not on the number of users.
 4. :func:`fit_priors` fits the global and regional Dirichlet priors by marginal maximum
    likelihood from those statistics alone (:func:`hbm.eb.fit_dirichlet_multinomial_from_suffstats`).
 5. :func:`write_posteriors` computes every user's conjugate posterior
-   ``Dirichlet(alpha_r + x_i)`` partition by partition and writes it as Parquet.
+   ``Dirichlet(alpha_r + x_i)`` block by block (:func:`posterior_arrays`) on the worker that
+   holds the block and writes it as Parquet.
 
-:func:`run_eb` runs steps 2-5 and times them; the event log is read exactly once (the per-user
-counts are persisted in the cluster's memory for steps 3 and 5).
+:func:`run_eb` runs steps 2-5 and times them; the event log is read exactly once (the
+per-user counts stay in the workers' memory for steps 3 and 5). :func:`bench_summary` reads
+the figures of ``bench/results/eb_scaling.csv`` that the chapter quotes.
 
 Every function that computes with Dask takes ``client``, a :class:`distributed.Client`.
-Without one, a :func:`local_client` (a local cluster of worker processes) is started for the
-call. Pass a client connected to a multi-machine cluster to run the same code there; the
-log's directory must then be on storage every worker can reach (a shared file system), and
-``hbm`` must be installed on the workers.
+Without one, :func:`cluster_client` connects to the scheduler named by the environment
+variable ``DASK_SCHEDULER_ADDRESS`` if it is set, and otherwise starts a :func:`local_client`
+for the call. On a multi-machine cluster the log's directory and the output directory must
+be on storage every worker can reach (a shared file system), and ``hbm`` must be installed
+on the workers.
 
 References: @minka2000 (the sufficient statistics and the fixed point), @rocklin2015 (Dask),
 @robbins1956 and @efron1975 (empirical Bayes).
@@ -62,6 +68,7 @@ from hbm.simulate import REGION_KAPPA, REGION_PROFILES, REGIONS
 
 __all__ = [
     "EVENT_SCHEMA",
+    "SCHEDULER_ENV",
     "PlayLog",
     "simulate_chunk",
     "events_table",
@@ -69,31 +76,48 @@ __all__ = [
     "read_play_log",
     "simulate_counts",
     "local_client",
+    "cluster_client",
     "partial_user_counts",
+    "CountBlock",
+    "count_into",
+    "count_files",
+    "event_files",
+    "max_user_id",
+    "user_count_blocks",
     "user_genre_counts",
     "RegionStats",
     "region_suffstats",
+    "block_suffstats",
     "streaming_suffstats",
     "EBPriors",
     "fit_priors",
+    "posterior_arrays",
     "posterior_partition",
+    "write_posterior_block",
     "write_posteriors",
     "read_posteriors",
     "PeakMemory",
     "traced_peak",
+    "reset_peak_rss",
+    "peak_rss",
+    "ClusterPeaks",
     "ScaleRun",
     "run_eb",
+    "bench_summary",
 ]
 
 #: Columns of the play-event log: one row per play.
 EVENT_SCHEMA = pa.schema([("user_id", pa.int32()), ("region", pa.int8()), ("genre", pa.int8())])
+
+#: Environment variable naming the scheduler of a Dask cluster to run on.
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
 _LOG_META = "log.json"
 _EVENTS = "events"
 
 
 # =========================================================================== #
-# 1. Simulated play-event logs, chunk by chunk
+# 1. Simulated play-event logs, partitioned by time
 # =========================================================================== #
 @dataclass(frozen=True)
 class PlayLog:
@@ -104,9 +128,10 @@ class PlayLog:
     path : pathlib.Path
         The log's directory.
     n_users, n_events, n_files : int
-        Users simulated (every one has at least ``n_min >= 1`` plays), rows, Parquet files.
+        Users simulated (every one has at least ``n_min >= 1`` plays), rows, Parquet files
+        (time partitions).
     chunk_users : int
-        Users per file (the last file may hold fewer).
+        Users per simulation chunk (the last chunk may hold fewer).
     nbytes : int
         Size of the Parquet files on disk.
     regions, genres : tuple of str
@@ -240,39 +265,84 @@ def _chunk_bounds(n_users: int, chunk_users: int) -> list[tuple[int, int]]:
     return [(s, min(chunk_users, n_users - s)) for s in range(0, n_users, chunk_users)]
 
 
-def _write_chunk(events_dir: str, index: int, first: int, size: int, seed: int, alpha, weights,
-                 n_min: int, n_max: int, shuffle: bool) -> tuple[int, int]:
-    """Simulate and write chunk ``index``; return (events, bytes on disk)."""
+def _slot_rng(seed: int, slot: int) -> np.random.Generator:
+    """The generator that shuffles time partition ``slot`` (a stream distinct from every chunk's)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(slot, 1)))
+
+
+def _stage_chunk(staging_dir: str, index: int, first: int, size: int, seed: int, alpha, weights,
+                 n_min: int, n_max: int, n_files: int) -> tuple[int, list[int]]:
+    """Simulate chunk ``index``, give every play a time partition, stage it by partition.
+
+    The staged file holds one row group per non-empty time partition, in partition order.
+    Returns (events, row group of each partition or -1 where the chunk has none).
+    """
     rng = _chunk_rng(seed, index)
     uid, reg, counts = simulate_chunk(first, size, rng, alpha, weights, n_min, n_max)
-    table = events_table(uid, reg, counts, rng if shuffle else None)
-    path = os.path.join(events_dir, f"part-{index:05d}.parquet")
-    pq.write_table(table, path, compression="zstd")
-    return table.num_rows, os.path.getsize(path)
+    table = events_table(uid, reg, counts)
+    slot = rng.integers(0, n_files, size=table.num_rows, dtype=np.int32)
+    table = table.take(pa.array(np.argsort(slot, kind="stable")))
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(slot, minlength=n_files))])
+    groups, written = [], 0
+    path = os.path.join(staging_dir, f"chunk-{index:05d}.parquet")
+    with pq.ParquetWriter(path, EVENT_SCHEMA, compression="lz4") as writer:
+        for t in range(n_files):
+            rows = int(bounds[t + 1] - bounds[t])
+            if rows:
+                writer.write_table(table.slice(int(bounds[t]), rows), row_group_size=rows)
+                groups.append(written)
+                written += 1
+            else:
+                groups.append(-1)
+    return table.num_rows, groups
+
+
+def _write_slot(events_dir: str, staging_dir: str, slot: int, groups, seed: int,
+                shuffle: bool) -> int:
+    """Gather time partition ``slot`` from every staged chunk, shuffle it, write it; return bytes."""
+    parts = [pq.ParquetFile(os.path.join(staging_dir, f"chunk-{j:05d}.parquet")).read_row_group(g[slot])
+             for j, g in enumerate(groups) if g[slot] >= 0]
+    table = pa.concat_tables(parts) if parts else EVENT_SCHEMA.empty_table()
+    if shuffle and table.num_rows:
+        table = table.take(pa.array(_slot_rng(seed, slot).permutation(table.num_rows)))
+    path = os.path.join(events_dir, f"part-{slot:05d}.parquet")
+    pq.write_table(table.combine_chunks(), path, compression="zstd")
+    return os.path.getsize(path)
 
 
 def write_play_log(out_dir, n_users: int, *, seed: int, chunk_users: int = 250_000,
-                   n_min: int = 1, n_max: int = 100, regions: Sequence[str] = REGIONS,
-                   profiles: Mapping | None = None, kappa: Mapping | None = None,
-                   region_weights=None, shuffle: bool = True, client=None) -> PlayLog:
-    """Simulate a play-event log chunk by chunk and write it as Parquet.
+                   n_files: int | None = None, n_min: int = 1, n_max: int = 100,
+                   regions: Sequence[str] = REGIONS, profiles: Mapping | None = None,
+                   kappa: Mapping | None = None, region_weights=None, shuffle: bool = True,
+                   client=None) -> PlayLog:
+    """Simulate a play-event log and write it as Parquet, partitioned by time.
 
-    Chunk ``j`` (users ``j * chunk_users`` onwards) is simulated by :func:`simulate_chunk`
-    from its own generator (``SeedSequence(seed, spawn_key=(j,))``), expanded to one row per
-    play by :func:`events_table` (shuffled), and written to ``events/part-<j>.parquet``
-    (zstd). Peak memory is that of one chunk per worker; the result is the same whichever
-    worker writes which chunk, and is reproducible for a given ``seed`` and ``chunk_users``.
+    Users are simulated chunk by chunk: chunk ``j`` (users ``j * chunk_users`` onwards) by
+    :func:`simulate_chunk` from its own generator (``SeedSequence(seed, spawn_key=(j,))``),
+    expanded to one row per play by :func:`events_table`. Every play then falls in one of
+    ``n_files`` time partitions, uniformly at random, and time partition ``t`` is written to
+    ``events/part-<t>.parquet`` (zstd; rows shuffled, as plays arrive in time, not by user).
+    So *every file holds plays of nearly every user*, and a user's counts are a sum over all
+    files: counting needs a reduction across files, as with a real log partitioned by day.
+
+    Generation runs in two passes: each chunk is staged to ``<out_dir>/_staging`` sorted by
+    time partition, then each time partition is gathered from the staged chunks and written
+    (the staging is deleted). Peak memory is that of one chunk or one time partition per
+    worker; the files are the same whichever worker writes them, and are reproducible for a
+    given ``seed``, ``chunk_users`` and ``n_files``.
 
     Parameters
     ----------
     out_dir : path-like
         A new or empty directory (created if needed).
     n_users : int
-        Number of users.
+        Number of users (ids ``0 .. n_users - 1``).
     seed : int
         Seed of the whole log.
     chunk_users : int
-        Users per Parquet file.
+        Users per simulation chunk.
+    n_files : int, optional
+        Time partitions (Parquet files); default one per simulation chunk.
     n_min, n_max : int
         Range of each user's total plays (log-uniform).
     regions : sequence of str
@@ -283,10 +353,10 @@ def write_play_log(out_dir, n_users: int, *, seed: int, chunk_users: int = 250_0
     region_weights : array-like, optional
         Share of users in each region (default equal).
     shuffle : bool
-        Shuffle the rows within each file.
+        Shuffle the rows within each file (otherwise they are ordered by user).
     client : distributed.Client, optional
-        Writes the chunks on its workers in parallel; without one they are written here,
-        one after the other.
+        Runs both passes on its workers in parallel (the output directory must be reachable
+        by every worker); without one everything runs here, one task after the other.
 
     Returns
     -------
@@ -298,29 +368,47 @@ def write_play_log(out_dir, n_users: int, *, seed: int, chunk_users: int = 250_0
     ValueError
         Bad sizes or region specification, or a non-empty ``events`` directory.
     """
+    import shutil
+
     start = time.perf_counter()
     if n_users < 1 or chunk_users < 1:
         raise ValueError("n_users and chunk_users must be positive")
+    if n_users > np.iinfo(np.int32).max:
+        raise ValueError("user ids must fit in int32")
     regions, weights, alpha = _spec(regions, profiles, kappa, region_weights)
     if not 1 <= n_min <= n_max:
         raise ValueError("need 1 <= n_min <= n_max")
+    bounds = _chunk_bounds(n_users, chunk_users)
+    n_files = len(bounds) if n_files is None else int(n_files)
+    if n_files < 1:
+        raise ValueError("n_files must be positive")
     out = Path(out_dir)
     events_dir = out / _EVENTS
     events_dir.mkdir(parents=True, exist_ok=True)
     if any(events_dir.iterdir()):
         raise ValueError(f"{events_dir} is not empty: write a log into a new directory")
-    bounds = _chunk_bounds(n_users, chunk_users)
-    args = [(str(events_dir), j, first, size, int(seed), alpha, weights, n_min, n_max, shuffle)
-            for j, (first, size) in enumerate(bounds)]
-    if client is None:
-        results = [_write_chunk(*a) for a in args]
-    else:
-        futures = [client.submit(_write_chunk, *a, pure=False) for a in args]
-        results = client.gather(futures)
-    n_events = sum(r[0] for r in results)
-    nbytes = sum(r[1] for r in results)
+    staging = out / "_staging"
+    staging.mkdir(exist_ok=True)
+
+    def run_all(func, arg_lists):
+        if client is None:
+            return [func(*a) for a in arg_lists]
+        return client.gather([client.submit(func, *a, pure=False) for a in arg_lists])
+
+    try:
+        staged = run_all(_stage_chunk, [(str(staging), j, first, size, int(seed), alpha, weights,
+                                         n_min, n_max, n_files)
+                                        for j, (first, size) in enumerate(bounds)])
+        groups = [g for _, g in staged]
+        sizes = run_all(_write_slot, [(str(events_dir), str(staging), t, groups, int(seed), shuffle)
+                                      for t in range(n_files)])
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    n_events = sum(s[0] for s in staged)
+    nbytes = sum(sizes)
     truth = {
         "generator": "hbm.scale.write_play_log",
+        "partitioning": "time",
         "seed": int(seed),
         "n_min": int(n_min),
         "n_max": int(n_max),
@@ -335,9 +423,9 @@ def write_play_log(out_dir, n_users: int, *, seed: int, chunk_users: int = 250_0
             for i, r in enumerate(regions)
         ],
     }
-    log = PlayLog(out, n_users, n_events, len(bounds), chunk_users, nbytes, tuple(regions),
+    log = PlayLog(out, n_users, n_events, n_files, chunk_users, nbytes, tuple(regions),
                   tuple(GENRES), truth, time.perf_counter() - start)
-    meta = {"n_users": n_users, "n_events": n_events, "n_files": len(bounds),
+    meta = {"n_users": n_users, "n_events": n_events, "n_files": n_files,
             "chunk_users": chunk_users, "nbytes": nbytes, "regions": list(regions),
             "genres": list(GENRES), "truth": truth, "seconds": log.seconds}
     (out / _LOG_META).write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
@@ -387,15 +475,20 @@ def simulate_counts(log: PlayLog) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+
 # =========================================================================== #
-# 2. Aggregation with Dask DataFrame
+# 2. Events to per-user counts: per-file dense counts, tree-summed
 # =========================================================================== #
 @contextmanager
-def local_client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="4GiB"):
-    """A :class:`distributed.Client` on a local cluster of worker processes, closed on exit.
+def local_client(n_workers: int = 1, threads_per_worker: int = 2, memory_limit="8GiB",
+                 processes: bool = True):
+    """A :class:`distributed.Client` on a local cluster, closed on exit.
 
-    No dashboard is started (no port is taken), and the cluster's log messages below errors
-    are silenced.
+    The default is one worker process with two threads: the counting kernel, Parquet
+    decoding and NumPy release the GIL, so threads share the per-user arrays without
+    copying them, and the client stays a separate process (its memory is measured apart
+    from the workers'). No dashboard is started (no port is taken), and the cluster's log
+    messages below errors are silenced.
 
     Parameters
     ----------
@@ -403,6 +496,8 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="
         Worker processes and threads in each.
     memory_limit : str or int
         Memory per worker before Dask spills to disk.
+    processes : bool
+        Workers in their own processes (default) or as threads of this process.
 
     Yields
     ------
@@ -413,7 +508,7 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                           processes=True, memory_limit=memory_limit, dashboard_address=None,
+                           processes=processes, memory_limit=memory_limit, dashboard_address=None,
                            silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
@@ -424,13 +519,34 @@ def local_client(n_workers: int = 2, threads_per_worker: int = 1, memory_limit="
 
 
 @contextmanager
-def _client_or_local(client):
-    """The given client, or a local one for the duration of the block."""
+def cluster_client(client=None, address: str | None = None):
+    """The client to compute with, for the duration of the block.
+
+    In order: ``client`` if given; else a client connected to the scheduler at
+    ``address`` or at the environment variable ``DASK_SCHEDULER_ADDRESS`` (a multi-machine
+    cluster, e.g. ``tcp://10.0.0.5:8786`` started with ``dask scheduler`` and
+    ``dask worker tcp://10.0.0.5:8786`` on each machine); else a :func:`local_client`.
+    Clients created here are closed on exit.
+
+    Yields
+    ------
+    distributed.Client
+    """
     if client is not None:
         yield client
+        return
+    address = address or os.environ.get(SCHEDULER_ENV)
+    if address:
+        from distributed import Client
+
+        with Client(address) as remote:
+            yield remote
     else:
         with local_client() as local:
             yield local
+
+
+_client_or_local = cluster_client
 
 
 def _counts_meta(genres: Sequence[str]) -> pd.DataFrame:
@@ -442,12 +558,12 @@ def _counts_meta(genres: Sequence[str]) -> pd.DataFrame:
 
 def partial_user_counts(events: pd.DataFrame, genres: Sequence[str] = GENRES,
                         source: str = "play-event log") -> pd.DataFrame:
-    """Per-user genre counts of one partition of events (pure NumPy, no groupby).
+    """Per-user genre counts of one in-memory frame of events (pure NumPy, no groupby).
 
+    A reference and a convenience for small frames; the Dask job uses :func:`count_files`.
     With ``span = max(user_id) - min(user_id) + 1`` at most four times the number of rows the
     counts are one ``np.bincount`` of ``(user_id - min) * K + genre``; otherwise user ids are
-    first compressed with ``np.unique``. A user whose events fall into several partitions gets
-    one row in each; :func:`user_genre_counts` adds them up.
+    first compressed with ``np.unique``.
 
     Parameters
     ----------
@@ -502,36 +618,302 @@ def partial_user_counts(events: pd.DataFrame, genres: Sequence[str] = GENRES,
     return out
 
 
-def user_genre_counts(events_path, genres: Sequence[str] = GENRES, split_out: int | None = None):
-    """Lazy Dask DataFrame of every user's genre counts from a Parquet event log.
+@dataclass(frozen=True, eq=False)
+class CountBlock:
+    """Genre counts of a contiguous block of users ``first .. first + n - 1``.
 
-    Each Parquet partition is counted by :func:`partial_user_counts`; a ``groupby("user_id")``
-    then sums a user's rows over partitions (``region`` by ``max``: it is constant per user),
-    so the log may be partitioned by time, user or anything else. Nothing is computed until
-    the result is persisted or computed (e.g. by :func:`run_eb` with a client).
+    Attributes
+    ----------
+    first : int
+        Id of the block's first user.
+    counts : ndarray of int32, shape (n, K)
+        ``counts[i, k]`` = plays of genre ``k`` by user ``first + i``.
+    region : ndarray of int8, shape (n,)
+        Region code of each user; ``-1`` for an id without plays in the log.
+    """
+
+    first: int
+    counts: np.ndarray
+    region: np.ndarray
+
+    @property
+    def n_users(self) -> int:
+        """Users with at least one play."""
+        return int(np.count_nonzero(self.region >= 0))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory of the arrays."""
+        return self.counts.nbytes + self.region.nbytes
+
+    def frame(self, genres: Sequence[str] = GENRES) -> pd.DataFrame:
+        """The users with plays as a frame like :func:`partial_user_counts`'s."""
+        present = np.flatnonzero(self.region >= 0)
+        out = pd.DataFrame({"user_id": (present + self.first).astype(np.int64),
+                            "region": self.region[present]})
+        for j, g in enumerate(genres):
+            out[g] = self.counts[present, j].astype(np.int64)
+        return out
+
+
+_KERNEL = None
+
+
+def _count_kernel():
+    """The Numba counting loop (compiled on first use, cached on disk), or None without Numba."""
+    global _KERNEL
+    if _KERNEL is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba comes with pytensor
+            _KERNEL = False
+            return None
+
+        @numba.njit(nogil=True, cache=True)
+        def kernel(counts, region_of, uid, genre, region):  # pragma: no cover - compiled
+            n_users, k = counts.shape
+            for i in range(uid.size):
+                u, g, r = uid[i], genre[i], region[i]
+                if u < 0 or u >= n_users:
+                    return 1, i
+                if g < 0 or g >= k:
+                    return 2, i
+                counts[u, g] += 1
+                seen = region_of[u]
+                if seen != r:
+                    if seen >= 0 or r < 0:
+                        return 3, i
+                    region_of[u] = r
+            return 0, -1
+
+        _KERNEL = kernel
+    return _KERNEL or None
+
+
+def count_into(counts: np.ndarray, region_of: np.ndarray, uid, genre, region,
+               source: str = "play-event log") -> None:
+    r"""Add a batch of play events to dense per-user counts, in place.
+
+    For every event ``e``: ``counts[u_e, g_e] += 1`` and ``region_of[u_e] = r_e``, one pass
+    over the events with a Numba loop that releases the GIL (without Numba:
+    ``np.add.at``). Memory is that of ``counts``, whatever the number of events.
 
     Parameters
     ----------
-    events_path : path-like or str
-        Directory (or glob, or any fsspec URL) of Parquet files with ``EVENT_SCHEMA``.
-    genres : sequence of str
-        Labels of the genre codes.
-    split_out : int, optional
-        Output partitions of the groupby (default: as many as input files).
+    counts : ndarray of int32, shape (n_users, K)
+    region_of : ndarray of int8, shape (n_users,)
+        ``-1`` for users not seen yet.
+    uid, genre, region : ndarray
+        One entry per event (``int32``, ``int8``, ``int8``).
+    source : str
+        Named in error messages.
+
+    Raises
+    ------
+    DataError
+        A user id outside ``0 .. n_users - 1``, a genre code outside ``0 .. K - 1``, or a
+        user with plays in two regions (counts before the offending event are kept).
+    """
+    uid = np.ascontiguousarray(uid, dtype=np.int32)
+    genre = np.ascontiguousarray(genre, dtype=np.int8)
+    region = np.ascontiguousarray(region, dtype=np.int8)
+    kernel = _count_kernel()
+    if kernel is not None:
+        status, i = kernel(counts, region_of, uid, genre, region)
+    else:  # pragma: no cover - numba comes with pytensor
+        status, i = _count_numpy(counts, region_of, uid, genre, region)
+    if status == 1:
+        raise DataError(source, f"column 'user_id' must hold ids 0..{counts.shape[0] - 1}; "
+                        f"found {uid[i]}", column="user_id")
+    if status == 2:
+        raise DataError(source, f"column 'genre' must hold codes 0..{counts.shape[1] - 1}; "
+                        f"found {genre[i]}", column="genre")
+    if status == 3:
+        raise DataError(source, f"column 'region': user {uid[i]} has plays in two regions",
+                        column="region")
+
+
+def _count_numpy(counts, region_of, uid, genre, region) -> tuple[int, int]:
+    """NumPy version of the counting loop (same checks, same status codes)."""
+    n_users, k = counts.shape
+    bad = np.flatnonzero((uid < 0) | (uid >= n_users))
+    if bad.size:
+        return 1, int(bad[0])
+    bad = np.flatnonzero((genre < 0) | (genre >= k))
+    if bad.size:
+        return 2, int(bad[0])
+    np.add.at(counts.reshape(-1), uid.astype(np.int64) * k + genre, 1)
+    seen = region_of[uid]
+    bad = np.flatnonzero(((seen >= 0) & (seen != region)) | (region < 0))
+    region_of[uid] = region
+    if bad.size or not np.array_equal(region_of[uid], region):
+        return 3, int(bad[0]) if bad.size else 0
+    return 0, -1
+
+
+_EVENT_COLUMNS = ["user_id", "genre", "region"]
+
+
+def count_files(paths: Sequence, n_users: int, n_genres: int = len(GENRES)) -> tuple[np.ndarray, np.ndarray]:
+    """Dense per-user counts of the plays in some Parquet files (one task of the reduction).
+
+    Each file is read one row group at a time with PyArrow (three columns, no pandas) and
+    added by :func:`count_into`, so memory is the ``(n_users, K)`` int32 counts plus one row
+    group of events.
 
     Returns
     -------
-    dask.dataframe.DataFrame
+    counts : ndarray of int32, shape (n_users, K)
+    region_of : ndarray of int8, shape (n_users,)
+    """
+    counts = np.zeros((n_users, n_genres), dtype=np.int32)
+    region_of = np.full(n_users, -1, dtype=np.int8)
+    for path in paths:
+        pf = pq.ParquetFile(path)
+        for rg in range(pf.num_row_groups):
+            batch = pf.read_row_group(rg, columns=_EVENT_COLUMNS, use_threads=False)
+            cols = [batch.column(c).to_numpy() for c in _EVENT_COLUMNS]
+            count_into(counts, region_of, *cols, source=str(path))
+    return counts, region_of
+
+
+def _block_views(partial, bounds) -> tuple:
+    """Split a (counts, region_of) pair into per-block views (no copy)."""
+    counts, region_of = partial
+    return tuple((counts[a:b], region_of[a:b]) for a, b in bounds)
+
+
+def _add_parts(*parts) -> tuple[np.ndarray, np.ndarray]:
+    """Sum several (counts, region_of) pieces of the same users; regions must agree."""
+    counts = parts[0][0].copy()
+    region_of = parts[0][1].copy()
+    for c, r in parts[1:]:
+        counts += c
+        clash = (region_of >= 0) & (r >= 0) & (region_of != r)
+        if clash.any():
+            raise DataError("play-event log", "column 'region': user with plays in two regions "
+                            f"(block offset {int(np.flatnonzero(clash)[0])})", column="region")
+        np.maximum(region_of, r, out=region_of)
+    return counts, region_of
+
+
+def _to_block(first: int, part) -> CountBlock:
+    return CountBlock(int(first), part[0], part[1])
+
+
+def event_files(events_path) -> list[str]:
+    """The Parquet files of a log directory (``*.parquet``, sorted), or a list given as is."""
+    if isinstance(events_path, (list, tuple)):
+        return [str(p) for p in events_path]
+    path = Path(events_path)
+    if path.is_file():
+        return [str(path)]
+    files = sorted(str(p) for p in path.glob("*.parquet"))
+    if not files:
+        raise DataError(str(path), "no Parquet files (*.parquet) in the event log directory")
+    return files
+
+
+def max_user_id(files: Sequence[str]) -> int:
+    """Largest ``user_id`` in the files, from the Parquet row-group statistics (no data read)."""
+    top = -1
+    for f in files:
+        meta = pq.ParquetFile(f).metadata
+        col = meta.schema.names.index("user_id")
+        for rg in range(meta.num_row_groups):
+            st = meta.row_group(rg).column(col).statistics
+            if st is None or not st.has_min_max:
+                top = max(top, int(pq.read_table(f, columns=["user_id"])["user_id"].to_numpy().max(initial=-1)))
+                break
+            top = max(top, int(st.max))
+    return top
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous (start, stop) ranges covering ``0 .. n - 1`` (none empty)."""
+    edges = np.linspace(0, n, min(parts, n) + 1).astype(np.int64)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def user_count_blocks(events_path, n_users: int | None = None, genres: Sequence[str] = GENRES, *,
+                      n_groups: int = 2, block_users: int = 1_000_000, fan_in: int = 4) -> list:
+    r"""Lazy per-user genre counts of a Parquet event log: a list of ``dask.delayed`` blocks.
+
+    User ids must be dense integers ``0 .. n_users - 1`` (a user table's row numbers). The
+    log's files are split into ``n_groups`` groups (one per worker thread is best); a task
+    per group reads its files and adds every play into one dense ``(n_users, K)`` int32
+    array (:func:`count_files`). The group arrays are then summed block of users by block of
+    users, in a tree of ``fan_in`` pieces at a time, so that the result is a list of
+    :class:`CountBlock` that live on the workers. A user's plays may lie in any number of
+    files; memory is ``(n_groups + 1) * n_users * K`` int32 counts at most, whatever the
+    number of events.
+
+    .. math:: x_{ik} = \sum_{f} \#\{e \in f : u_e = i, g_e = k\}
+
+    Parameters
+    ----------
+    events_path : path-like, or list of paths
+        Directory of Parquet files with ``EVENT_SCHEMA`` (local or on a file system shared
+        by all workers), or the files.
+    n_users : int, optional
+        Number of user ids; default ``max(user_id) + 1`` from the files' statistics.
+    genres : sequence of str
+        Labels of the genre codes ``0 .. K - 1``.
+    n_groups : int
+        Counting tasks (each holds one dense array).
+    block_users : int
+        Users per output block (and per posterior file).
+    fan_in : int
+        Pieces added per task of the tree reduction.
+
+    Returns
+    -------
+    list of dask.delayed.Delayed
+        Each computes to a :class:`CountBlock`; together they cover ids ``0 .. n_users - 1``.
+    """
+    import dask
+
+    files = event_files(events_path)
+    if n_users is None:
+        n_users = max_user_id(files) + 1
+    if n_users < 1:
+        raise DataError(str(events_path), "the event log has no plays")
+    groups = [files[a:b] for a, b in _split(len(files), max(1, n_groups))]
+    bounds = _split(n_users, max(1, -(-n_users // block_users), n_groups))
+    partials = [dask.delayed(count_files, pure=True)(g, n_users, len(genres)) for g in groups]
+    pieces = [dask.delayed(_block_views, nout=len(bounds), pure=True)(p, bounds) for p in partials]
+    blocks = []
+    for b, (first, _) in enumerate(bounds):
+        level = [p[b] for p in pieces]
+        while len(level) > 1:
+            level = [dask.delayed(_add_parts, pure=True)(*level[i:i + fan_in]) if len(level[i:i + fan_in]) > 1
+                     else level[i] for i in range(0, len(level), fan_in)]
+        blocks.append(dask.delayed(_to_block, pure=True)(first, level[0]))
+    return blocks
+
+
+def _total_threads(client) -> int:
+    """Worker threads of a cluster."""
+    return max(1, sum(client.nthreads().values()))
+
+
+def user_genre_counts(events_path, genres: Sequence[str] = GENRES, *, n_users: int | None = None,
+                      client=None) -> pd.DataFrame:
+    """Every user's genre counts from a Parquet event log, as one pandas frame (small logs).
+
+    Computes :func:`user_count_blocks` on the cluster (:func:`cluster_client`) and brings
+    the users with plays back to this process.
+
+    Returns
+    -------
+    pandas.DataFrame
         Index ``user_id``; columns ``region`` and one count per genre.
     """
-    import dask.dataframe as dd
-
-    events = dd.read_parquet(str(events_path), columns=["user_id", "region", "genre"])
-    partial = events.map_partitions(partial_user_counts, list(genres), str(events_path),
-                                    meta=_counts_meta(genres))
-    how = {"region": "max", **{g: "sum" for g in genres}}
-    nparts = split_out or events.npartitions
-    return partial.groupby("user_id", sort=False).agg(how, split_out=nparts)
+    with cluster_client(client) as c:
+        lazy = user_count_blocks(events_path, n_users, genres, n_groups=_total_threads(c))
+        blocks = c.compute(lazy, sync=True)
+    frame = pd.concat([b.frame(genres) for b in blocks], ignore_index=True)
+    return frame.set_index("user_id")
 
 
 # =========================================================================== #
@@ -606,6 +988,34 @@ def region_suffstats(counts: pd.DataFrame, regions: Sequence[str],
     return RegionStats(tuple(regions), tuple(out))
 
 
+def block_suffstats(block: "CountBlock", regions: Sequence[str]) -> RegionStats:
+    """Sufficient statistics of each region in one :class:`CountBlock` (no pandas).
+
+    One ``np.bincount`` of ``region * W + x_ik`` per genre and one of ``region * T + n_i``
+    (``W``, ``T``: one more than the largest count and total), so the cost is O(users * K)
+    and the result equals :func:`region_suffstats` of the same users (up to zero padding).
+
+    Returns
+    -------
+    RegionStats
+    """
+    n_regions = len(regions)
+    present = block.region >= 0
+    x = block.counts if present.all() else block.counts[present]
+    code = (block.region if present.all() else block.region[present]).astype(np.int64)
+    if x.shape[0] == 0:
+        return RegionStats(tuple(regions), (None,) * n_regions)
+    totals = x.sum(axis=1, dtype=np.int64)
+    width, t_width = int(x.max()) + 1, int(totals.max()) + 1
+    users = np.bincount(code, minlength=n_regions)
+    ch = np.empty((n_regions, x.shape[1], width), dtype=np.int64)
+    for k in range(x.shape[1]):
+        ch[:, k, :] = np.bincount(code * width + x[:, k], minlength=n_regions * width).reshape(n_regions, width)
+    th = np.bincount(code * t_width + totals, minlength=n_regions * t_width).reshape(n_regions, t_width)
+    out = tuple(DMSuffStats(ch[r], th[r], int(users[r])) if users[r] else None for r in range(n_regions))
+    return RegionStats(tuple(regions), out)
+
+
 def _merge(stats: Iterable[RegionStats]) -> RegionStats:
     """Sum of several RegionStats."""
     stats = list(stats)
@@ -615,21 +1025,31 @@ def _merge(stats: Iterable[RegionStats]) -> RegionStats:
     return total
 
 
+def _as_futures(c, counts) -> list:
+    """Futures of a list of CountBlocks given as futures, delayed objects or blocks."""
+    from dask.delayed import Delayed
+
+    counts = list(counts)
+    if counts and isinstance(counts[0], Delayed):
+        return c.compute(counts)
+    return counts
+
+
 def streaming_suffstats(counts, regions: Sequence[str], genres: Sequence[str] = GENRES, *,
                         client=None, fan_in: int = 8) -> RegionStats:
-    """Reduce per-user counts to regional sufficient statistics, partition by partition.
+    """Reduce per-user counts to regional sufficient statistics, block by block.
 
-    Every partition is summarised by :func:`region_suffstats` on the workers; the summaries
-    are added in a tree (``fan_in`` at a time). Only the histograms travel: the per-user
-    counts never leave the workers.
+    Every block is summarised by :func:`block_suffstats` on the worker that holds it; the
+    summaries are added in a tree (``fan_in`` at a time). Only the histograms travel: the
+    per-user counts never leave the workers.
 
     Parameters
     ----------
-    counts : dask.dataframe.DataFrame or pandas.DataFrame
-        Per-user counts (:func:`user_genre_counts`, ideally persisted).
+    counts : list of CountBlock (futures, delayed or values), or pandas.DataFrame
+        Per-user counts (:func:`user_count_blocks`, ideally computed once and kept).
     regions, genres : sequence of str
     client : distributed.Client, optional
-        Default: a local cluster for the call (a pandas frame needs none).
+        Default: :func:`cluster_client` (a pandas frame needs none).
     fan_in : int
         Summaries added per task.
 
@@ -639,14 +1059,13 @@ def streaming_suffstats(counts, regions: Sequence[str], genres: Sequence[str] = 
     """
     if isinstance(counts, pd.DataFrame):
         return region_suffstats(counts, regions, genres)
-    import dask
-
-    parts = [dask.delayed(region_suffstats)(p, tuple(regions), tuple(genres))
-             for p in counts.to_delayed()]
-    while len(parts) > 1:
-        parts = [dask.delayed(_merge)(parts[i:i + fan_in]) for i in range(0, len(parts), fan_in)]
-    with _client_or_local(client) as c:
-        return c.compute(parts[0]).result()
+    if isinstance(counts, CountBlock):
+        return block_suffstats(counts, regions)
+    with cluster_client(client) as c:
+        parts = [c.submit(block_suffstats, b, tuple(regions), pure=False) for b in _as_futures(c, counts)]
+        while len(parts) > 1:
+            parts = [c.submit(_merge, parts[i:i + fan_in], pure=False) for i in range(0, len(parts), fan_in)]
+        return parts[0].result()
 
 
 # =========================================================================== #
@@ -705,28 +1124,116 @@ def fit_priors(stats: RegionStats, genres: Sequence[str] = GENRES) -> EBPriors:
 
 
 # =========================================================================== #
-# 5. Chunk-wise posteriors
+# 5. Block-wise posteriors
 # =========================================================================== #
-def _posterior_meta(genres, interval_genres) -> pd.DataFrame:
-    cols = {"user_id": np.array([], np.int64), "region": np.array([], np.int8),
-            "n": np.array([], np.int64)}
-    cols.update({f"{g}_mean": np.array([], np.float32) for g in genres})
+def _posterior_schema(genres, interval_genres) -> pa.Schema:
+    fields = [("user_id", pa.int32()), ("region", pa.int8()), ("n", pa.int32())]
+    fields += [(f"{g}_mean", pa.float64()) for g in genres]
     for g in interval_genres:
-        cols[f"{g}_lower"] = np.array([], np.float32)
-        cols[f"{g}_upper"] = np.array([], np.float32)
-    return pd.DataFrame(cols)
+        fields += [(f"{g}_lower", pa.float64()), (f"{g}_upper", pa.float64())]
+    return pa.schema(fields)
+
+
+def _posterior_meta(genres, interval_genres) -> pd.DataFrame:
+    return _posterior_schema(genres, interval_genres).empty_table().to_pandas()
+
+
+def _interval_by_distinct(a: np.ndarray, b_total: np.ndarray, x: np.ndarray, n: np.ndarray,
+                          code: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""Quantiles ``q`` and ``1 - q`` of ``Beta(a, b_total - a)``, one ``betaincinv`` per distinct case.
+
+    ``a = alpha_rk + x_ik`` and ``b_total = A_r + n_i`` depend on a user only through
+    ``(r, x_ik, n_i)``, which takes few distinct values (counts are small integers), so the
+    inverse incomplete beta function is evaluated once per distinct triple and gathered.
+    """
+    top = int(n.max()) + 1
+    key = (code.astype(np.int64) * top + n) * top + x
+    size = int(code.max() + 1) * top * top
+    if size <= max(4 * key.size, 1 << 16):
+        seen = np.zeros(size, dtype=bool)
+        seen[key] = True
+        uniq = np.flatnonzero(seen)
+        slot = np.zeros(size, dtype=np.int64)
+        slot[uniq] = np.arange(uniq.size)
+        inverse = slot[key]
+        first = np.empty(uniq.size, dtype=np.int64)
+        first[inverse] = np.arange(key.size)
+    else:
+        uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    a_u, b_u = a[first], b_total[first] - a[first]
+    lower = special.betaincinv(a_u, b_u, q)[inverse]
+    upper = special.betaincinv(a_u, b_u, 1.0 - q)[inverse]
+    return lower, upper
+
+
+def posterior_arrays(counts: np.ndarray, code: np.ndarray, alpha: np.ndarray,
+                     interval_index: Sequence[int] = (0,), prob: float = 0.95) -> dict:
+    r"""Closed-form EB posteriors of a block of users, as NumPy arrays.
+
+    User ``i`` in region ``r`` has the conjugate posterior ``Dirichlet(alpha_r + x_i)``
+    [@minka2000; @gelman2013, sec. 3.4]; with ``a_ik = alpha_rk + x_ik`` and
+    ``A_i = sum_k a_ik = A_r + n_i``:
+
+    .. math:: E[p_{ik} \mid x_i] = a_{ik} / A_i, \qquad
+              p_{ik} \mid x_i \sim \mathrm{Beta}(a_{ik}, A_i - a_{ik}),
+
+    and the equal-tailed ``prob`` interval is the Beta's ``(1 - prob) / 2`` and
+    ``(1 + prob) / 2`` quantiles (``scipy.special.betaincinv``). The quantiles are computed
+    once per distinct ``(r, x_ik, n_i)`` (see :func:`_interval_by_distinct`), which makes
+    them as cheap as the means.
+
+    Parameters
+    ----------
+    counts : ndarray, shape (n, K)
+        Whole counts.
+    code : ndarray of int, shape (n,)
+        Region code of each user (row of ``alpha``).
+    alpha : ndarray, shape (R, K)
+        Regional priors.
+    interval_index : sequence of int
+        Genres (columns) that get an interval.
+    prob : float
+        Interval probability in (0, 1).
+
+    Returns
+    -------
+    dict
+        ``"n"`` (int32), ``"mean"`` (float64, (n, K)), ``"lower"`` and ``"upper"``
+        (float64, (n, len(interval_index))).
+    """
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"prob must lie strictly between 0 and 1, got {prob}")
+    x = np.asarray(counts)
+    code = np.asarray(code).astype(np.intp, copy=False)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    n = x.sum(axis=1, dtype=np.int64)
+    a = alpha[code] + x
+    total = alpha.sum(axis=1)[code] + n
+    mean = a / total[:, None]
+    q = (1.0 - prob) / 2.0
+    lower = np.empty((x.shape[0], len(interval_index)))
+    upper = np.empty_like(lower)
+    if x.shape[0]:
+        for j, k in enumerate(interval_index):
+            lower[:, j], upper[:, j] = _interval_by_distinct(a[:, k], total, x[:, k].astype(np.int64),
+                                                             n, code, q)
+    return {"n": n.astype(np.int32), "mean": mean, "lower": lower, "upper": upper}
+
+
+def _posterior_table(user_id, code, counts, alpha, genres, interval_genres, prob) -> pa.Table:
+    genres = list(genres)
+    post = posterior_arrays(counts, code, alpha, [genres.index(g) for g in interval_genres], prob)
+    cols = [np.asarray(user_id, dtype=np.int32), np.asarray(code, dtype=np.int8), post["n"]]
+    cols += [post["mean"][:, k] for k in range(len(genres))]
+    for j in range(len(interval_genres)):
+        cols += [post["lower"][:, j], post["upper"][:, j]]
+    return pa.Table.from_arrays([pa.array(c) for c in cols],
+                                schema=_posterior_schema(genres, interval_genres))
 
 
 def posterior_partition(counts: pd.DataFrame, alpha: np.ndarray, genres: Sequence[str] = GENRES,
                         interval_genres: Sequence[str] = ("pop",), prob: float = 0.95) -> pd.DataFrame:
-    r"""Closed-form EB posteriors of the users in one frame of counts.
-
-    User ``i`` in region ``r`` gets ``Dirichlet(alpha_r + x_i)``
-    (:class:`hbm.eb.DirichletPosterior`): posterior means
-    ``(alpha_rk + x_ik) / (A_r + n_i)`` for every genre and, for ``interval_genres``, the
-    equal-tailed ``prob`` interval of the marginal ``Beta(a_ik, A_i - a_ik)`` (the same
-    quantiles as :meth:`hbm.eb.DirichletPosterior.interval`, computed only for the genres
-    asked for, since ``betaincinv`` dominates the cost). Stored as float32.
+    r"""Closed-form EB posteriors of the users in one frame of counts (see :func:`posterior_arrays`).
 
     Parameters
     ----------
@@ -741,45 +1248,56 @@ def posterior_partition(counts: pd.DataFrame, alpha: np.ndarray, genres: Sequenc
     Returns
     -------
     pandas.DataFrame
-        ``user_id``, ``region``, ``n``, ``<genre>_mean`` and ``<genre>_lower``/``_upper``.
+        ``user_id``, ``region``, ``n``, ``<genre>_mean`` and ``<genre>_lower``/``_upper``
+        (float64).
     """
     if "user_id" not in counts.columns:
         counts = counts.reset_index()
     if len(counts) == 0:
         return _posterior_meta(genres, interval_genres)
-    x = counts[list(genres)].to_numpy(np.int64)
-    code = counts["region"].to_numpy().astype(np.intp)
-    post = DirichletPosterior(np.asarray(alpha, dtype=np.float64)[code] + x)
-    out = pd.DataFrame({"user_id": counts["user_id"].to_numpy(np.int64),
-                        "region": code.astype(np.int8), "n": x.sum(axis=1)})
-    mean = post.posterior_mean
-    for k, g in enumerate(genres):
-        out[f"{g}_mean"] = mean[:, k].astype(np.float32)
-    q = (1.0 - prob) / 2.0
-    a_all = post.posterior_alpha
-    total = a_all.sum(axis=1)
-    for g in interval_genres:
-        a = a_all[:, list(genres).index(g)]
-        b = total - a
-        out[f"{g}_lower"] = special.betaincinv(a, b, q).astype(np.float32)
-        out[f"{g}_upper"] = special.betaincinv(a, b, 1.0 - q).astype(np.float32)
-    return out
+    return _posterior_table(counts["user_id"].to_numpy(), counts["region"].to_numpy(),
+                            counts[list(genres)].to_numpy(np.int64), alpha, genres,
+                            interval_genres, prob).to_pandas()
+
+
+def write_posterior_block(block: CountBlock, alpha: np.ndarray, genres: Sequence[str],
+                          interval_genres: Sequence[str], prob: float, path: str) -> int:
+    """Posteriors of one block's users with plays, written to one Parquet file; returns rows.
+
+    Written with PyArrow in one row group per 1,048,576 users, without compression
+    (posterior floats barely compress, and compressing costs more than the bytes it saves).
+    """
+    present = block.region >= 0
+    if present.all():
+        uid = np.arange(block.first, block.first + block.region.size)
+        code, x = block.region, block.counts
+    else:
+        idx = np.flatnonzero(present)
+        uid, code, x = idx + block.first, block.region[idx], block.counts[idx]
+    table = _posterior_table(uid, code, x, alpha, genres, interval_genres, prob)
+    pq.write_table(table, path, compression="none", row_group_size=1 << 20)
+    return table.num_rows
 
 
 def write_posteriors(counts, priors: EBPriors, out_path, *, interval_genres=("pop",),
                      prob: float = 0.95, client=None) -> Path:
-    """Compute every user's posterior partition by partition and write them as Parquet.
+    """Compute every user's posterior block by block on the workers and write them as Parquet.
+
+    Block ``b`` is written to ``<out_path>/part-<b>.parquet`` by the worker that holds it
+    (:func:`write_posterior_block`); only the file names travel.
 
     Parameters
     ----------
-    counts : dask.dataframe.DataFrame
-        Per-user counts (:func:`user_genre_counts`).
+    counts : list of CountBlock futures or delayed, or pandas.DataFrame
+        Per-user counts (:func:`user_count_blocks`, persisted), or a frame like
+        :func:`partial_user_counts`'s.
     priors : EBPriors
         Regional priors (:func:`fit_priors`).
     out_path : path-like
-        Directory for the Parquet files.
+        Directory for the Parquet files (created; on a shared file system for a
+        multi-machine cluster).
     interval_genres, prob
-        See :func:`posterior_partition`.
+        See :func:`posterior_arrays`.
     client : distributed.Client, optional
 
     Returns
@@ -787,16 +1305,23 @@ def write_posteriors(counts, priors: EBPriors, out_path, *, interval_genres=("po
     pathlib.Path
     """
     genres = list(priors.genres)
-    post = counts.map_partitions(posterior_partition, priors.alpha, genres, list(interval_genres),
-                                 prob, meta=_posterior_meta(genres, interval_genres))
-    with _client_or_local(client) as c:
-        c.compute(post.to_parquet(str(out_path), write_index=False, compute=False)).result()
-    return Path(out_path)
+    out = Path(out_path)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(counts, pd.DataFrame):
+        frame = posterior_partition(counts, priors.alpha, genres, interval_genres, prob)
+        frame.to_parquet(out / "part-00000.parquet", index=False)
+        return out
+    with cluster_client(client) as c:
+        futures = [c.submit(write_posterior_block, blk, priors.alpha, genres, list(interval_genres),
+                            prob, str(out / f"part-{b:05d}.parquet"), pure=False)
+                   for b, blk in enumerate(_as_futures(c, counts))]
+        c.gather(futures)
+    return out
 
 
 def read_posteriors(path) -> pd.DataFrame:
     """Posteriors written by :func:`write_posteriors`, sorted by user (loads them all)."""
-    frame = pd.read_parquet(path)
+    frame = pq.read_table(path).to_pandas()
     return frame.sort_values("user_id", ignore_index=True)
 
 
@@ -870,6 +1395,95 @@ def traced_peak(func, *args, **kwargs):
     return result, max(int(peak), 0)
 
 
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory (Linux ``VmHWM``) to its current RSS.
+
+    Writes ``5`` to ``/proc/self/clear_refs`` (Linux 4.0 and later). Returns False where
+    that is not possible; :func:`peak_rss` then reports the peak since the process started.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process in bytes since :func:`reset_peak_rss` (or its start).
+
+    Read from ``VmHWM`` in ``/proc/self/status``, which the kernel keeps exactly (no
+    sampling); elsewhere from ``resource.getrusage``'s ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    scale_ = 1 if sys.platform == "darwin" else 1024
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale_
+
+
+def _pid_and_reset() -> int:
+    reset_peak_rss()
+    return os.getpid()
+
+
+def _pid_and_peak() -> tuple[int, int]:
+    return os.getpid(), peak_rss()
+
+
+class ClusterPeaks:
+    """Exact peak resident memory of the client process and of every Dask worker process.
+
+    On entry every worker (``client.run``) and this process reset their kernel peak
+    (:func:`reset_peak_rss`); on exit each reports its ``VmHWM`` (:func:`peak_rss`). Works
+    for workers on other machines too. Workers running as threads of this process are
+    counted once, as the client.
+
+    Attributes
+    ----------
+    client_peak : int
+        Bytes, this process.
+    worker_peaks : dict
+        Worker address -> bytes, worker processes other than this one.
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.client_peak = 0
+        self.worker_peaks: dict = {}
+
+    def __enter__(self) -> "ClusterPeaks":
+        self.client.run(_pid_and_reset)
+        reset_peak_rss()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:
+            return
+        me = os.getpid()
+        got = self.client.run(_pid_and_peak)
+        self.client_peak = peak_rss()
+        self.worker_peaks = {addr: peak for addr, (pid, peak) in got.items() if pid != me}
+
+    @property
+    def workers_total(self) -> int:
+        """Sum of the worker processes' peaks (an upper bound of their joint peak)."""
+        return int(sum(self.worker_peaks.values()))
+
+    @property
+    def worker_max(self) -> int:
+        """Largest single worker's peak."""
+        return int(max(self.worker_peaks.values(), default=0))
+
+
 # =========================================================================== #
 # The whole EB job
 # =========================================================================== #
@@ -884,17 +1498,23 @@ class ScaleRun:
     priors : EBPriors
     posterior_path : pathlib.Path
     seconds : dict
-        Wall time of each step: ``aggregate`` (read events, count, persist per-user counts),
-        ``suffstats``, ``fit``, ``posteriors`` and ``total``.
+        Wall time of each step: ``aggregate`` (read the events, count them per user and sum
+        over files), ``suffstats``, ``fit``, ``posteriors`` (compute and write) and ``total``.
     peak_rss : int
-        Peak RSS of this process plus its descendants over the job (:class:`PeakMemory`).
+        Peak RSS of the client process plus the worker processes (:class:`ClusterPeaks`).
     peak_rss_workers : int
-        The descendants' part of it (the local workers).
+        The worker processes' part of it (sum over workers).
     fit_peak_bytes : int
         Bytes allocated at peak by the EB fit itself (:func:`traced_peak`).
     sample : pandas.DataFrame or None
-        Per-user counts of the first ``sample_users`` users of the first partition (for a
-        full-Bayes fit of a subsample), or None.
+        Per-user counts of the first ``sample_users`` users (for a full-Bayes fit of a
+        subsample), or None.
+    peak_rss_client : int
+        Peak RSS of the client process.
+    counts_bytes : int
+        Memory of the per-user counts (all blocks).
+    n_workers, n_threads : int
+        Worker processes and threads of the cluster.
     """
 
     n_users: int
@@ -907,6 +1527,10 @@ class ScaleRun:
     peak_rss_workers: int
     fit_peak_bytes: int
     sample: pd.DataFrame | None = field(default=None, repr=False)
+    peak_rss_client: int = 0
+    counts_bytes: int = 0
+    n_workers: int = 0
+    n_threads: int = 0
 
     @property
     def users_per_second(self) -> float:
@@ -914,12 +1538,29 @@ class ScaleRun:
         return self.n_users / self.seconds["total"]
 
 
-def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob: float = 0.95,
-           split_out: int | None = None, sample_users: int = 0) -> ScaleRun:
-    """The whole EB job: aggregate, sufficient statistics, fit, posteriors; timed.
+def _block_nbytes(block: CountBlock) -> int:
+    return block.nbytes
 
-    The per-user counts are persisted in the workers' memory once, so the event log is read
-    once; the statistics and the posteriors are computed from them.
+
+def _block_head(block: CountBlock, genres, n: int) -> pd.DataFrame:
+    return block.frame(genres).head(n)
+
+
+def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob: float = 0.95,
+           block_users: int = 1_000_000, sample_users: int = 0) -> ScaleRun:
+    """The whole EB job: count, sufficient statistics, fit, posteriors; timed and measured.
+
+    1. :func:`user_count_blocks`: the event files are counted by one task per worker thread
+       into dense per-user arrays, which are summed block of users by block of users; the
+       blocks stay in the workers' memory.
+    2. :func:`block_suffstats` of every block, added in a tree (:func:`streaming_suffstats`).
+    3. :func:`fit_priors` here, from the statistics alone.
+    4. :func:`write_posterior_block` of every block, on the worker that holds it.
+
+    Runs on ``client``, or on the cluster at ``DASK_SCHEDULER_ADDRESS``, or on a local
+    cluster (:func:`cluster_client`). On a multi-machine cluster the log and ``out_dir``
+    must be on a file system every worker can read and write, with ``hbm`` installed on
+    the workers.
 
     Parameters
     ----------
@@ -928,14 +1569,12 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
     out_dir : path-like
         Directory for the posteriors' Parquet files (``<out_dir>/posteriors``).
     client : distributed.Client, optional
-        Default: a local cluster for the call.
     interval_genres, prob
-        See :func:`posterior_partition`.
-    split_out : int, optional
-        See :func:`user_genre_counts`.
+        See :func:`posterior_arrays`.
+    block_users : int
+        Users per block (and per posterior file).
     sample_users : int
-        Also return the counts of this many users (from the first partition, after the
-        timed steps), e.g. for a full-Bayes fit of a subsample.
+        Also return the counts of this many users (the first ids), after the timed steps.
 
     Returns
     -------
@@ -944,26 +1583,33 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
     from distributed import wait
 
     seconds = {}
-    with _client_or_local(client) as c, PeakMemory() as mem:
-        start = time.perf_counter()
-        counts = c.persist(user_genre_counts(log.events_path, log.genres, split_out))
-        wait(counts)
-        seconds["aggregate"] = time.perf_counter() - start
-        t = time.perf_counter()
-        stats = streaming_suffstats(counts, log.regions, log.genres, client=c)
-        seconds["suffstats"] = time.perf_counter() - t
-        t = time.perf_counter()
-        priors, fit_peak = traced_peak(fit_priors, stats, log.genres)
-        seconds["fit"] = time.perf_counter() - t
-        t = time.perf_counter()
-        path = write_posteriors(counts, priors, Path(out_dir) / "posteriors",
-                                interval_genres=interval_genres, prob=prob, client=c)
-        seconds["posteriors"] = time.perf_counter() - t
-        seconds["total"] = time.perf_counter() - start
+    with cluster_client(client) as c:
+        n_threads = _total_threads(c)
+        n_workers = len(c.nthreads())
+        with ClusterPeaks(c) as peaks:
+            start = time.perf_counter()
+            lazy = user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_threads,
+                                     block_users=block_users)
+            blocks = c.compute(lazy)
+            wait(blocks)
+            seconds["aggregate"] = time.perf_counter() - start
+            t = time.perf_counter()
+            stats = streaming_suffstats(blocks, log.regions, log.genres, client=c)
+            seconds["suffstats"] = time.perf_counter() - t
+            t = time.perf_counter()
+            priors, fit_peak = traced_peak(fit_priors, stats, log.genres)
+            seconds["fit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            path = write_posteriors(blocks, priors, Path(out_dir) / "posteriors",
+                                    interval_genres=interval_genres, prob=prob, client=c)
+            seconds["posteriors"] = time.perf_counter() - t
+            seconds["total"] = time.perf_counter() - start
+        counts_bytes = sum(c.gather(c.map(_block_nbytes, blocks)))
         sample = None
         if sample_users > 0:
-            sample = c.compute(counts.partitions[0].head(sample_users, compute=False)).result()
-            sample = sample.reset_index().sort_values("user_id", ignore_index=True)
-        del counts
-    return ScaleRun(stats.n_users, log.n_events, stats, priors, path, seconds, mem.peak_total,
-                    mem.peak_children, fit_peak, sample)
+            sample = c.submit(_block_head, blocks[0], list(log.genres), sample_users).result()
+        del blocks
+    return ScaleRun(stats.n_users, log.n_events, stats, priors, path, seconds,
+                    peaks.client_peak + peaks.workers_total, peaks.workers_total, fit_peak, sample,
+                    peak_rss_client=peaks.client_peak, counts_bytes=int(counts_bytes),
+                    n_workers=n_workers, n_threads=n_threads)

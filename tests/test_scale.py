@@ -1,8 +1,9 @@
-"""hbm.scale: chunked event logs, Dask aggregation, streaming statistics, chunk-wise posteriors.
+"""hbm.scale: time-partitioned event logs, Dask counting, streaming statistics, block-wise posteriors.
 
 The end-to-end tests run the whole pipeline on a small log with a real local Dask cluster
-(two worker processes) and compare every intermediate with a direct in-memory computation,
-exactly.
+(two worker processes, so partial counts cross processes) and compare every intermediate
+with a direct in-memory computation: counts and priors exactly, posteriors to 1e-9 or
+closer. Speed is measured by bench/bench_eb_scaling.py, not asserted here.
 """
 
 import numpy as np
@@ -218,7 +219,7 @@ def test_eb_recovers_concentration_from_streamed_stats():
 # Posteriors
 # --------------------------------------------------------------------------- #
 def test_posterior_partition_equals_dirichlet_posterior(rng):
-    """Means and Pop intervals equal hbm.eb.DirichletPosterior's for each user's regional prior (float32)."""
+    """Means and Pop/Rock intervals equal hbm.eb.DirichletPosterior's for each user's regional prior, to 1e-12."""
     alpha = np.array([[2.0, 1, 1, 0.5, 0.5], [1.0, 3, 1, 1, 2]])
     x = rng.integers(0, 20, size=(40, K))
     reg = rng.integers(0, 2, size=40).astype(np.int8)
@@ -228,18 +229,37 @@ def test_posterior_partition_equals_dirichlet_posterior(rng):
         post = eb.dirichlet_posterior(alpha[r], x[rows])
         lower, upper = post.interval(0.95)
         for k, g in enumerate(GENRES):
-            assert np.array_equal(got.loc[rows, f"{g}_mean"], post.posterior_mean[:, k].astype(np.float32))
+            np.testing.assert_allclose(got.loc[rows, f"{g}_mean"], post.posterior_mean[:, k], rtol=0, atol=1e-12)
         for k, g in enumerate(("pop", "rock")):
-            assert np.array_equal(got.loc[rows, f"{g}_lower"], lower[:, k].astype(np.float32))
-            assert np.array_equal(got.loc[rows, f"{g}_upper"], upper[:, k].astype(np.float32))
+            np.testing.assert_allclose(got.loc[rows, f"{g}_lower"], lower[:, k], rtol=0, atol=1e-12)
+            np.testing.assert_allclose(got.loc[rows, f"{g}_upper"], upper[:, k], rtol=0, atol=1e-12)
     assert np.array_equal(got["n"], x.sum(axis=1))
+
+
+@pytest.mark.parametrize("max_count", [60, 5000], ids=["lookup-table", "np-unique"])
+def test_posterior_arrays_equal_elementwise_betaincinv(max_count, rng):
+    """Quantiles computed once per distinct (region, x_ik, n_i) equal betaincinv evaluated user by user, exactly."""
+    from scipy import special
+
+    alpha = np.array([[2.0, 1, 1, 0.5, 0.5], [1.0, 3, 1, 1, 2], [0.3, 0.3, 0.3, 0.3, 0.3]])
+    x = rng.integers(0, max_count, size=(3000, K))
+    x[:1000] = x[1000:2000]  # repeated count vectors share their quantiles
+    code = rng.integers(0, 3, size=3000)
+    got = scale.posterior_arrays(x, code, alpha, interval_index=(0, 3), prob=0.9)
+    a = alpha[code] + x
+    total = alpha.sum(axis=1)[code] + x.sum(axis=1)
+    q = (1 - 0.9) / 2
+    for j, k in enumerate((0, 3)):
+        assert np.array_equal(got["lower"][:, j], special.betaincinv(a[:, k], total - a[:, k], q))
+        assert np.array_equal(got["upper"][:, j], special.betaincinv(a[:, k], total - a[:, k], 1 - q))
+    assert np.array_equal(got["mean"], a / total[:, None])
 
 
 def test_posterior_partition_hand_case():
     """One user with 3 Pop plays of 4 under alpha = (1,1,1,1,1): Pop mean (1+3)/(5+4) = 4/9."""
     frame = _frame(np.array([0]), np.array([0], np.int8), np.array([[3, 1, 0, 0, 0]]))
     got = scale.posterior_partition(frame, np.ones((1, K)))
-    assert got.loc[0, "pop_mean"] == np.float32(4 / 9)
+    assert got.loc[0, "pop_mean"] == pytest.approx(4 / 9, abs=1e-15)
     assert got.loc[0, "pop_lower"] < 4 / 9 < got.loc[0, "pop_upper"]
 
 
@@ -274,42 +294,60 @@ def test_read_play_log_missing_description(tmp_path):
 # --------------------------------------------------------------------------- #
 # The whole pipeline on a local Dask cluster
 # --------------------------------------------------------------------------- #
-N_USERS, CHUNK = 6_000, 2_000
+N_USERS, CHUNK = 24_000, 8_000
 
 
 @pytest.fixture(scope="module")
 def client():
-    """A local Dask cluster with two worker processes for this module."""
-    with scale.local_client(n_workers=2) as c:
+    """A local Dask cluster with two single-threaded worker processes (counts cross processes)."""
+    with scale.local_client(n_workers=2, threads_per_worker=1) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, client):
-    """A 6,000-user log in three files, written by the cluster, and the EB job run on it."""
+    """A 24,000-user log in three time partitions, written by the cluster, and the EB job run on it (blocks of 5,000 users)."""
     root = tmp_path_factory.mktemp("scale")
     log = scale.write_play_log(root / "log", N_USERS, seed=11, chunk_users=CHUNK, client=client)
-    run = scale.run_eb(log, root, client=client)
+    run = scale.run_eb(log, root, client=client, block_users=5_000, sample_users=100)
     return log, run, scale.simulate_counts(log)
 
 
 def test_log_layout(pipeline):
-    """The log has one zstd Parquet file per chunk with EVENT_SCHEMA, and log.json round-trips."""
+    """The log has one zstd Parquet file per time partition with EVENT_SCHEMA, and log.json round-trips."""
     log, _, direct = pipeline
     files = sorted(log.events_path.glob("*.parquet"))
     assert len(files) == log.n_files == 3
     assert pq.read_schema(files[0]).remove_metadata() == scale.EVENT_SCHEMA
+    assert pq.read_metadata(files[0]).row_group(0).column(0).compression == "ZSTD"
     assert sum(pq.read_metadata(f).num_rows for f in files) == log.n_events == direct[list(GENRES)].to_numpy().sum()
     again = scale.read_play_log(log.path)
     assert again.n_events == log.n_events and again.truth == log.truth
+    assert again.truth["partitioning"] == "time"
     assert np.array_equal(again.true_alpha(), log.true_alpha())
+    assert not (log.path / "_staging").exists()
+
+
+def test_log_is_partitioned_by_time(pipeline):
+    """Every file holds plays of users from every simulation chunk, and most users with 3+ plays appear in several files."""
+    log, _, direct = pipeline
+    per_file = [np.unique(pq.read_table(f, columns=["user_id"])["user_id"].to_numpy())
+                for f in sorted(log.events_path.glob("*.parquet"))]
+    for users in per_file:
+        assert set(np.unique(users // CHUNK)) == {0, 1, 2}
+        assert users.size > N_USERS / 2
+    files_per_user = np.bincount(np.concatenate(per_file), minlength=N_USERS)
+    heavy = direct[list(GENRES)].to_numpy().sum(axis=1) >= 3
+    assert np.mean(files_per_user[heavy] >= 2) > 0.8
 
 
 def test_write_without_client_is_identical(pipeline, tmp_path):
-    """Writing the same log in-process (no client) gives byte-identical Parquet files."""
+    """Writing the same log in-process (no client) gives identical Parquet files."""
     log, _, _ = pipeline
     local = scale.write_play_log(tmp_path / "log", N_USERS, seed=11, chunk_users=CHUNK)
-    for a, b in zip(sorted(log.events_path.iterdir()), sorted(local.events_path.iterdir())):
+    pairs = list(zip(sorted(log.events_path.iterdir()), sorted(local.events_path.iterdir())))
+    assert len(pairs) == 3
+    for a, b in pairs:
         assert pq.read_table(a).equals(pq.read_table(b))
 
 
@@ -321,27 +359,65 @@ def test_write_refuses_nonempty_directory(pipeline):
 
 
 def test_dask_counts_equal_direct(pipeline, client):
-    """Dask aggregation of the events equals the simulated per-user counts exactly."""
+    """Dask counting of the time-partitioned events equals the simulated per-user counts exactly."""
     log, _, direct = pipeline
-    got = client.compute(scale.user_genre_counts(log.events_path)).result()
-    got = got.reset_index().sort_values("user_id", ignore_index=True)
+    got = scale.user_genre_counts(log.events_path, client=client).reset_index()
     assert np.array_equal(got["user_id"].to_numpy(), direct["user_id"].to_numpy())
     assert np.array_equal(got["region"].to_numpy(), direct["region"].to_numpy())
     assert np.array_equal(got[list(GENRES)].to_numpy(), direct[list(GENRES)].to_numpy())
 
 
 def test_users_split_across_files_are_summed(tmp_path, client):
-    """A user whose plays are spread over two files gets one row with the summed counts."""
+    """A user whose plays are spread over two files gets one row with the summed counts; absent ids get none."""
     events = tmp_path / "events"
     events.mkdir()
     x1 = np.array([[1, 0, 2, 0, 0], [0, 1, 0, 0, 0]])
     x2 = np.array([[0, 3, 0, 0, 1], [2, 0, 0, 0, 0]])
     pq.write_table(scale.events_table(np.array([7, 8]), np.array([1, 0]), x1), events / "a.parquet")
     pq.write_table(scale.events_table(np.array([7, 9]), np.array([1, 2]), x2), events / "b.parquet")
-    got = client.compute(scale.user_genre_counts(events)).result().sort_index()
+    got = scale.user_genre_counts(events, client=client).sort_index()
     assert got.index.tolist() == [7, 8, 9]
     assert got.loc[7, list(GENRES)].tolist() == [1, 3, 2, 0, 1]
     assert got["region"].tolist() == [1, 0, 2]
+
+
+def test_region_clash_across_files_raises(tmp_path, client):
+    """A user with plays in two regions, in two different files, raises DataError."""
+    events = tmp_path / "events"
+    events.mkdir()
+    x = np.array([[1, 0, 0, 0, 0]])
+    pq.write_table(scale.events_table(np.array([3]), np.array([1]), x), events / "a.parquet")
+    pq.write_table(scale.events_table(np.array([3]), np.array([2]), x), events / "b.parquet")
+    with pytest.raises(DataError, match="two regions"):
+        scale.user_genre_counts(events, client=client)
+
+
+def test_count_into_validates_events():
+    """Ids outside 0..n_users-1, genre codes outside 0..K-1 and a second region raise DataError."""
+    counts, region = np.zeros((4, K), np.int32), np.full(4, -1, np.int8)
+    scale.count_into(counts, region, np.array([0, 3, 3]), np.array([1, 2, 2]), np.array([0, 1, 1]))
+    assert counts[3, 2] == 2 and counts[0, 1] == 1 and region.tolist() == [0, -1, -1, 1]
+    with pytest.raises(DataError, match="user_id"):
+        scale.count_into(counts, region, np.array([4]), np.array([0]), np.array([0]), source="f.parquet")
+    with pytest.raises(DataError, match="genre"):
+        scale.count_into(counts, region, np.array([1]), np.array([K]), np.array([0]))
+    with pytest.raises(DataError, match="two regions"):
+        scale.count_into(counts, region, np.array([3]), np.array([0]), np.array([2]))
+
+
+def test_block_suffstats_equal_region_suffstats(rng):
+    """Statistics of a dense CountBlock (with absent ids) equal region_suffstats of its users."""
+    x = rng.integers(0, 30, size=(500, K)).astype(np.int32)
+    region = rng.integers(-1, 4, size=500).astype(np.int8)
+    block = scale.CountBlock(1000, x, region)
+    got = scale.block_suffstats(block, simulate.REGIONS)
+    ref = scale.region_suffstats(block.frame(), simulate.REGIONS)
+    assert got.n_users == ref.n_users == block.n_users
+    for name in simulate.REGIONS:
+        a, b = got.region(name), ref.region(name)
+        assert np.array_equal(a.count_hist[:, : b.count_hist.shape[1]], b.count_hist)
+        assert not a.count_hist[:, b.count_hist.shape[1]:].any()
+        assert np.array_equal(a.total_hist[: b.total_hist.size], b.total_hist)
 
 
 def test_streamed_stats_and_fit_equal_direct(pipeline):
@@ -359,26 +435,65 @@ def test_streamed_stats_and_fit_equal_direct(pipeline):
                           eb.fit_dirichlet_multinomial(direct[list(GENRES)].to_numpy()).alpha)
 
 
-def test_posteriors_equal_direct(pipeline):
-    """Chunk-wise posteriors on the cluster equal DirichletPosterior of the direct counts (float32, exactly)."""
+def test_posteriors_equal_closed_form_on_sample(pipeline):
+    """On 10,000 random users the written posteriors equal the closed form computed in NumPy/SciPy from the simulated counts, to 1e-9."""
+    from scipy import special
+
     log, run, direct = pipeline
     post = scale.read_posteriors(run.posterior_path)
+    assert len(post) == N_USERS
     assert np.array_equal(post["user_id"].to_numpy(), direct["user_id"].to_numpy())
+    rows = np.random.default_rng(5).choice(N_USERS, size=10_000, replace=False)
+    x = direct[list(GENRES)].to_numpy()[rows]
+    a = run.priors.alpha[direct["region"].to_numpy()[rows]] + x
+    big_a = a.sum(axis=1)
+    got = post.iloc[rows]
+    assert np.array_equal(got["n"].to_numpy(), x.sum(axis=1))
+    for k, g in enumerate(GENRES):
+        np.testing.assert_allclose(got[f"{g}_mean"].to_numpy(), a[:, k] / big_a, rtol=0, atol=1e-9)
+    for q, col in [(0.025, "pop_lower"), (0.975, "pop_upper")]:
+        np.testing.assert_allclose(got[col].to_numpy(), special.betaincinv(a[:, 0], big_a - a[:, 0], q),
+                                   rtol=0, atol=1e-9)
+
+
+def test_posteriors_equal_dirichlet_posterior(pipeline):
+    """Block-wise posteriors on the cluster equal hbm.eb.DirichletPosterior of the direct counts for every user (to 1e-12)."""
+    log, run, direct = pipeline
+    post = scale.read_posteriors(run.posterior_path)
     x = direct[list(GENRES)].to_numpy()
-    pa_ = run.priors.alpha[direct["region"].to_numpy()] + x
-    dp = eb.DirichletPosterior(pa_)
+    dp = eb.DirichletPosterior(run.priors.alpha[direct["region"].to_numpy()] + x)
     lower, upper = dp.interval(0.95)
     for k, g in enumerate(GENRES):
-        assert np.array_equal(post[f"{g}_mean"].to_numpy(), dp.posterior_mean[:, k].astype(np.float32))
-    assert np.array_equal(post["pop_lower"].to_numpy(), lower[:, 0].astype(np.float32))
-    assert np.array_equal(post["pop_upper"].to_numpy(), upper[:, 0].astype(np.float32))
+        np.testing.assert_allclose(post[f"{g}_mean"].to_numpy(), dp.posterior_mean[:, k], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(post["pop_lower"].to_numpy(), lower[:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(post["pop_upper"].to_numpy(), upper[:, 0], rtol=0, atol=1e-12)
+    assert len(list(run.posterior_path.glob("part-*.parquet"))) == N_USERS // 5_000 + 1
 
 
 def test_run_reports_costs(pipeline):
-    """The run reports positive step times, worker memory, and a fit peak far below the counts' size."""
-    _, run, _ = pipeline
+    """The run reports positive step times, client and worker peak memory, the counts' size and a small fit peak."""
+    log, run, direct = pipeline
     assert set(run.seconds) == {"aggregate", "suffstats", "fit", "posteriors", "total"}
     assert all(v > 0 for v in run.seconds.values())
-    assert run.peak_rss_workers > 0 and run.peak_rss >= run.peak_rss_workers
+    assert run.peak_rss_client > 0 and run.peak_rss_workers > 0
+    assert run.peak_rss == run.peak_rss_client + run.peak_rss_workers
+    assert run.n_workers == 2 and run.n_threads == 2
+    assert run.counts_bytes == N_USERS * (4 * K + 1)
     assert 0 < run.fit_peak_bytes < 2 * 1024 * 1024
     assert run.users_per_second > 0
+    assert run.sample["user_id"].tolist() == list(range(100))
+    assert np.array_equal(run.sample[list(GENRES)].to_numpy(), direct[list(GENRES)].to_numpy()[:100])
+
+
+def test_scheduler_address_from_environment(client, monkeypatch, tmp_path):
+    """With DASK_SCHEDULER_ADDRESS set and no client, the job connects to that scheduler instead of starting a cluster."""
+    monkeypatch.setenv(scale.SCHEDULER_ENV, client.scheduler.address)
+    with scale.cluster_client() as c:
+        assert c.scheduler.address == client.scheduler.address
+        assert c is not client
+    events = tmp_path / "events"
+    events.mkdir()
+    pq.write_table(scale.events_table(np.array([0, 1]), np.array([0, 3]), np.array([[1, 2, 0, 0, 0], [0, 0, 0, 0, 4]])),
+                   events / "a.parquet")
+    got = scale.user_genre_counts(events)
+    assert got.loc[1, "rock"] + got.loc[1, "hiphop"] + got.loc[1, "electronic"] + got.loc[1, "classical"] == 4
