@@ -1264,8 +1264,10 @@ def write_posterior_block(block: CountBlock, alpha: np.ndarray, genres: Sequence
                           interval_genres: Sequence[str], prob: float, path: str) -> int:
     """Posteriors of one block's users with plays, written to one Parquet file; returns rows.
 
-    Written with PyArrow in one row group per 1,048,576 users, without compression
-    (posterior floats barely compress, and compressing costs more than the bytes it saves).
+    Written with PyArrow in one row group per 1,048,576 users, with Parquet's dictionary
+    encoding and no further compression: a user's posterior depends on the counts only
+    through ``(r, x_i)``, so each column holds few distinct values and the dictionary
+    shrinks it several times, while a general-purpose codec costs more time than it saves.
     """
     present = block.region >= 0
     if present.all():
@@ -1613,3 +1615,73 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
                     peaks.client_peak + peaks.workers_total, peaks.workers_total, fit_peak, sample,
                     peak_rss_client=peaks.client_peak, counts_bytes=int(counts_bytes),
                     n_workers=n_workers, n_threads=n_threads)
+
+
+# =========================================================================== #
+# Recorded benchmark figures
+# =========================================================================== #
+def bench_summary(path=None) -> dict:
+    """The figures of the recorded EB benchmark that the chapter quotes.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The CSV written by ``python bench/run.py eb_scaling`` (``make bench``); default
+        ``bench/results/eb_scaling.csv`` of the project this package lives in.
+
+    Returns
+    -------
+    dict
+        For the largest log (``users``, ``events``, ``files``, ``parquet_mib``): ``total_s``,
+        ``users_per_s``, ``steps_s`` (``aggregate``, ``suffstats``, ``fit``, ``posteriors``),
+        ``client_peak_mib``, ``workers_peak_mib``, ``counts_mib`` (the per-user counts the
+        workers hold), ``posteriors_mib`` (on disk), ``max_error_vs_closed_form``,
+        ``dask_engine``; the same counting by the single-node engine on the same files
+        (``single_node_engine``, ``single_node_count_s``, ``single_node_peak_mib``) beside
+        the job's own counting step (``dask_count_s``); the smallest log (``small_users``,
+        ``small_total_s``, ``small_users_per_s``); the full Bayes row (``full_bayes_users``,
+        ``full_bayes_s``, ``full_bayes_users_per_s``; None where absent); and ``measured``
+        (UTC date and time) and ``machine``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No recorded benchmark.
+    """
+    if path is None:
+        path = Path(__file__).resolve().parents[1] / "bench" / "results" / "eb_scaling.csv"
+    table = pd.read_csv(path)
+    eb_rows = table[table["method"].str.startswith("Empirical Bayes")].set_index("users").sort_index()
+    duck = table[table["method"].str.startswith("Counting only")].set_index("users")
+    fb = table[table["method"].str.startswith("Full Bayes")]
+    big, small = int(eb_rows.index.max()), int(eb_rows.index.min())
+    row = eb_rows.loc[big]
+    single = duck.loc[big] if big in duck.index else None
+    fb_row = fb.iloc[0] if len(fb) else None
+    return {
+        "measured": str(row["measured"]),
+        "machine": str(row["machine"]),
+        "users": big,
+        "events": int(row["events"]),
+        "files": int(row["files"]),
+        "parquet_mib": float(row["Parquet MiB"]),
+        "total_s": float(row["total s"]),
+        "users_per_s": int(row["users per s"]),
+        "steps_s": {step: float(row[f"{step} s"]) for step in ("aggregate", "suffstats", "fit", "posteriors")},
+        "client_peak_mib": int(row["client peak RSS MiB"]),
+        "workers_peak_mib": int(row["workers' peak RSS MiB"]),
+        "counts_mib": float(row["counts MiB"]),
+        "posteriors_mib": float(row["posteriors MiB"]),
+        "max_error_vs_closed_form": float(row["max error vs closed form"]),
+        "dask_engine": str(row["engine"]),
+        "dask_count_s": float(row["aggregate s"]),
+        "single_node_engine": None if single is None else str(single["engine"]),
+        "single_node_count_s": None if single is None else float(single["aggregate s"]),
+        "single_node_peak_mib": None if single is None else int(single["peak RSS MiB"]),
+        "small_users": small,
+        "small_total_s": float(eb_rows.loc[small, "total s"]),
+        "small_users_per_s": int(eb_rows.loc[small, "users per s"]),
+        "full_bayes_users": None if fb_row is None else int(fb_row["users"]),
+        "full_bayes_s": None if fb_row is None else float(fb_row["total s"]),
+        "full_bayes_users_per_s": None if fb_row is None else float(fb_row["users per s"]),
+    }
