@@ -11,7 +11,9 @@ the regional Dirichlet priors, and every user's posterior (means of all five gen
 
 Memory is the exact peak resident memory (Linux ``VmHWM``, reset at the start of the job) of
 the client process and of the worker process (``hbm.scale.ClusterPeaks``), next to the size
-of the per-user counts the workers hold.
+of the per-user counts the workers hold. The largest size is run a second time on two
+single-threaded worker processes, where the partial counts travel between processes over
+TCP as they would between machines.
 
 In the same run and on the same files, DuckDB (pinned in the ``bench`` extra) computes the
 same per-user genre counts in this one process with as many threads: what the counting
@@ -151,20 +153,16 @@ def duckdb_counts(log: scale.PlayLog, run: scale.ScaleRun) -> dict:
     }
 
 
-def eb_rows(n_users: int, client) -> tuple[list[dict], pd.DataFrame | None, tuple[str, ...]]:
-    """Run the EB job on the cached log of ``n_users`` users, then DuckDB on its files."""
-    log = cached_log(n_users, client)
-    out = SCRATCH / f"eb-out-n{n_users}"
-    shutil.rmtree(out, ignore_errors=True)
-    sample_users = FULL_BAYES_USERS if n_users == min(SIZES) else 0
-    run = scale.run_eb(log, out, client=client, sample_users=sample_users)
+def job_row(method: str, log: scale.PlayLog, run: scale.ScaleRun) -> dict:
+    """One table row for a run of the EB job."""
     true_kappa = log.true_alpha().sum(axis=1)
     kappa_error = np.max(np.abs(run.priors.alpha.sum(axis=1) / true_kappa - 1))
     post_bytes = sum(f.stat().st_size for f in run.posterior_path.glob("*.parquet"))
-    row = {
-        "method": f"Empirical Bayes (hbm.scale, Dask: {run.n_workers} worker process, {run.n_threads} threads)",
+    return {
+        "method": method,
         "engine": f"Dask {dask.__version__}",
-        "users": n_users,
+        "cluster": f"{run.n_workers} worker process(es), {run.n_threads} thread(s) in all",
+        "users": log.n_users,
         "events": log.n_events,
         "files": log.n_files,
         "Parquet MiB": round(log.nbytes / MIB, 1),
@@ -185,11 +183,37 @@ def eb_rows(n_users: int, client) -> tuple[list[dict], pd.DataFrame | None, tupl
         "max kappa error": round(float(kappa_error), 3),
         "max error vs closed form": closed_form_error(log, run),
     }
+
+
+def eb_rows(n_users: int, client) -> tuple[list[dict], pd.DataFrame | None, tuple[str, ...]]:
+    """Run the EB job on the cached log of ``n_users`` users, then DuckDB on its files."""
+    log = cached_log(n_users, client)
+    out = SCRATCH / f"eb-out-n{n_users}"
+    shutil.rmtree(out, ignore_errors=True)
+    sample_users = FULL_BAYES_USERS if n_users == min(SIZES) else 0
+    run = scale.run_eb(log, out, client=client, sample_users=sample_users)
+    row = job_row(f"Empirical Bayes (hbm.scale, Dask: {run.n_workers} worker process, "
+                  f"{run.n_threads} threads)", log, run)
     print(row, flush=True)
+    shutil.rmtree(out, ignore_errors=True)
     duck = duckdb_counts(log, run)
     print(duck, flush=True)
-    shutil.rmtree(out, ignore_errors=True)
     return [row, duck], run.sample, log.regions
+
+
+def two_process_row(n_users: int) -> dict:
+    """The EB job on two single-threaded worker processes: partial counts cross processes, as between machines."""
+    log = cached_log(n_users, None)
+    out = SCRATCH / f"eb-out-2p-n{n_users}"
+    with scale.local_client(n_workers=2, threads_per_worker=1) as client:
+        warm_up(client)
+        shutil.rmtree(out, ignore_errors=True)
+        run = scale.run_eb(log, out, client=client)
+        row = job_row("Same EB job on 2 worker processes x 1 thread (partial counts travel between "
+                      "processes over TCP)", log, run)
+    shutil.rmtree(out, ignore_errors=True)
+    print(row, flush=True)
+    return row
 
 
 def full_bayes_row(sample: pd.DataFrame, regions) -> dict:
@@ -241,6 +265,7 @@ def run() -> pd.DataFrame:
             rows += got_rows
             if got is not None:
                 sample = got
+    rows.append(two_process_row(max(SIZES)))
     if sample is not None and FULL_BAYES_USERS > 0:
         rows.append(full_bayes_row(sample, regions))
     table = pd.DataFrame(rows)

@@ -59,7 +59,6 @@ from scipy import special
 from hbm.data import GENRES, DataError
 from hbm.eb import (
     DirichletMultinomialFit,
-    DirichletPosterior,
     DMSuffStats,
     dirichlet_multinomial_suffstats,
     fit_dirichlet_multinomial_from_suffstats,
@@ -480,11 +479,11 @@ def simulate_counts(log: PlayLog) -> pd.DataFrame:
 # 2. Events to per-user counts: per-file dense counts, tree-summed
 # =========================================================================== #
 @contextmanager
-def local_client(n_workers: int = 1, threads_per_worker: int = 2, memory_limit="8GiB",
+def local_client(n_workers: int = 1, threads_per_worker: int | None = None, memory_limit="auto",
                  processes: bool = True):
     """A :class:`distributed.Client` on a local cluster, closed on exit.
 
-    The default is one worker process with two threads: the counting kernel, Parquet
+    The default is one worker process with a thread per core: the counting kernel, Parquet
     decoding and NumPy release the GIL, so threads share the per-user arrays without
     copying them, and the client stays a separate process (its memory is measured apart
     from the workers'). No dashboard is started (no port is taken), and the cluster's log
@@ -492,10 +491,13 @@ def local_client(n_workers: int = 1, threads_per_worker: int = 2, memory_limit="
 
     Parameters
     ----------
-    n_workers, threads_per_worker : int
-        Worker processes and threads in each.
+    n_workers : int
+        Worker processes.
+    threads_per_worker : int, optional
+        Threads in each; default the cores divided among the workers (at least one).
     memory_limit : str or int
-        Memory per worker before Dask spills to disk.
+        Memory per worker before Dask spills to disk (``"auto"``: the machine's memory
+        divided among the workers).
     processes : bool
         Workers in their own processes (default) or as threads of this process.
 
@@ -507,6 +509,8 @@ def local_client(n_workers: int = 1, threads_per_worker: int = 2, memory_limit="
 
     from distributed import Client, LocalCluster
 
+    if threads_per_worker is None:
+        threads_per_worker = max(1, (os.cpu_count() or 1) // n_workers)
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                            processes=processes, memory_limit=memory_limit, dashboard_address=None,
                            silence_logs=logging.ERROR)
@@ -1638,7 +1642,9 @@ def bench_summary(path=None) -> dict:
         workers hold), ``posteriors_mib`` (on disk), ``max_error_vs_closed_form``,
         ``dask_engine``; the same counting by the single-node engine on the same files
         (``single_node_engine``, ``single_node_count_s``, ``single_node_peak_mib``) beside
-        the job's own counting step (``dask_count_s``); the smallest log (``small_users``,
+        the job's own counting step (``dask_count_s``); the same job on two single-threaded
+        worker processes (``two_process_total_s``, ``two_process_count_s``; None where
+        absent); the smallest log (``small_users``,
         ``small_total_s``, ``small_users_per_s``); the full Bayes row (``full_bayes_users``,
         ``full_bayes_s``, ``full_bayes_users_per_s``; None where absent); and ``measured``
         (UTC date and time) and ``machine``.
@@ -1654,6 +1660,7 @@ def bench_summary(path=None) -> dict:
     eb_rows = table[table["method"].str.startswith("Empirical Bayes")].set_index("users").sort_index()
     duck = table[table["method"].str.startswith("Counting only")].set_index("users")
     fb = table[table["method"].str.startswith("Full Bayes")]
+    two = table[table["method"].str.startswith("Same EB job on 2 worker processes")].set_index("users")
     big, small = int(eb_rows.index.max()), int(eb_rows.index.min())
     row = eb_rows.loc[big]
     single = duck.loc[big] if big in duck.index else None
@@ -1678,6 +1685,8 @@ def bench_summary(path=None) -> dict:
         "single_node_engine": None if single is None else str(single["engine"]),
         "single_node_count_s": None if single is None else float(single["aggregate s"]),
         "single_node_peak_mib": None if single is None else int(single["peak RSS MiB"]),
+        "two_process_total_s": float(two.loc[big, "total s"]) if big in two.index else None,
+        "two_process_count_s": float(two.loc[big, "aggregate s"]) if big in two.index else None,
         "small_users": small,
         "small_total_s": float(eb_rows.loc[small, "total s"]),
         "small_users_per_s": int(eb_rows.loc[small, "users per s"]),

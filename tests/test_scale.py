@@ -515,6 +515,8 @@ def test_bench_summary_reads_recorded_figures(tmp_path):
         {"method": "Counting only: DuckDB 9", "engine": "DuckDB 9", "users": 1000, "aggregate s": 4.0,
          "total s": 4.0, "peak RSS MiB": 700, **common},
         {"method": "Full Bayes (nutpie)", "engine": "nutpie", "users": 50, "total s": 10.0, "users per s": 5.0, **common},
+        {**eb_row, "method": "Same EB job on 2 worker processes x 1 thread", "users": 1000, "total s": 6.0,
+         "aggregate s": 4.5},
     ]
     path = tmp_path / "eb.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
@@ -525,6 +527,7 @@ def test_bench_summary_reads_recorded_figures(tmp_path):
     assert got["single_node_engine"] == "DuckDB 9" and got["single_node_count_s"] == 4.0
     assert got["dask_count_s"] == 2.0 and got["small_users"] == 100
     assert got["full_bayes_users"] == 50 and got["full_bayes_users_per_s"] == 5.0
+    assert got["two_process_total_s"] == 6.0 and got["two_process_count_s"] == 4.5
     assert got["measured"] == common["measured"] and got["machine"] == common["machine"]
 
 
