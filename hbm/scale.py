@@ -1553,7 +1553,7 @@ def _block_head(block: CountBlock, genres, n: int) -> pd.DataFrame:
 
 
 def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob: float = 0.95,
-           block_users: int = 1_000_000, sample_users: int = 0) -> ScaleRun:
+           block_users: int = 1_000_000, n_groups: int | None = None, sample_users: int = 0) -> ScaleRun:
     """The whole EB job: count, sufficient statistics, fit, posteriors; timed and measured.
 
     1. :func:`user_count_blocks`: the event files are counted by one task per worker thread
@@ -1579,6 +1579,10 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
         See :func:`posterior_arrays`.
     block_users : int
         Users per block (and per posterior file).
+    n_groups : int, optional
+        Counting tasks, each holding one dense ``(n_users, K)`` array; default one per
+        worker thread of the cluster. On workers with many threads and many users, fewer
+        groups save memory at the cost of parallelism.
     sample_users : int
         Also return the counts of this many users (the first ids), after the timed steps.
 
@@ -1594,7 +1598,7 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
         n_workers = len(c.nthreads())
         with ClusterPeaks(c) as peaks:
             start = time.perf_counter()
-            lazy = user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_threads,
+            lazy = user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_groups or n_threads,
                                      block_users=block_users)
             blocks = c.compute(lazy)
             wait(blocks)
