@@ -24,7 +24,7 @@ export PATH           := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 help:
 	@echo "make book    render the whole book to _book/ with Quarto"
-	@echo "make test    run the whole test suite (executes every chapter)"
+	@echo "make test    run the whole test suite (renders the book with Quarto when there is one)"
 	@echo "make bench   time each chapter and the benchmarks; tables in bench/results/"
 	@echo "make data    regenerate the simulated CSVs in data/ (refuses to overwrite edited files)"
 	@echo "make clean   remove rendered output and caches (keeps .venv)"
@@ -44,9 +44,12 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest
 
-# Quarto: the `quarto` on PATH if there is one, else the quarto-cli wheel (needs internet once).
+# Quarto: the `quarto` on PATH, else the offline one the project's machines keep in
+# ../shared/quarto, else the quarto-cli wheel (which downloads Quarto: needs internet once).
+# Quarto renders into _render/; the post-render step publishes a complete render to _book/.
 book: $(STAMP)
-	@q=$$(command -v quarto); \
+	@q=$$(command -v quarto || true); \
+	if [ -z "$$q" ] && [ -x ../shared/quarto/bin/quarto ]; then q=$(CURDIR)/../shared/quarto/bin/quarto; fi; \
 	if [ -z "$$q" ]; then \
 	  $(PY) -m pip install --quiet -e '.[dev,book]' && q=$(CURDIR)/$(VENV)/bin/quarto; \
 	fi; \
@@ -59,4 +62,4 @@ data: $(STAMP)
 	$(PY) -m hbm.simulate --out data
 
 clean:
-	rm -rf _book _freeze .quarto .jupyter_cache chapters/.jupyter_cache .cache .pytest_cache
+	rm -rf _book _render _freeze .quarto .jupyter_cache chapters/.jupyter_cache chapters/*.quarto_ipynb .cache .pytest_cache

@@ -1,11 +1,11 @@
-"""Wall time of each chapter, executed as Quarto's Jupyter engine would (hbm.execute)."""
+"""Wall time of each chapter, executed as Quarto's Jupyter engine would (booktools.execute)."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from hbm import quarto
-from hbm.execute import execute_chapter
+from booktools import checks as quarto
+from booktools.execute import execute_chapter
 
 TITLE = "Execution time of each chapter (fresh kernel, as Quarto's Jupyter engine runs it)"
 ROOT = Path(__file__).resolve().parents[1]

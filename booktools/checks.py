@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from hbm.execute import CHUNK_RE, parse_options
+from booktools.execute import CHUNK_RE, parse_options
 
 XREF_KINDS = ("fig", "tbl", "sec", "eq", "lst", "thm", "lem", "cor", "prp", "cnj", "def", "exm", "exr")
 XREF_RE = re.compile(r"(?<![\w@])@((?:%s)-[A-Za-z0-9_-]*[A-Za-z0-9])" % "|".join(XREF_KINDS))
@@ -223,7 +223,66 @@ def standalone_cells(root: Path, files: list[str] | None = None) -> list[tuple[s
     return out
 
 
+def _defined_names(source: str) -> set[str]:
+    """Names a cell binds at top level or anywhere (assignments, imports, defs, loop targets)."""
+    import ast
+
+    tree = ast.parse("\n".join(ln for ln in source.splitlines() if not ln.startswith("#|")))
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            defined.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+    return defined
+
+
+def check_inline_order(root: Path, files: list[str] | None = None) -> list[str]:
+    """Problems: an inline ```{python} expr``` that uses a name no earlier cell defines.
+
+    Quarto evaluates each inline expression when its paragraph is reached, in document order,
+    so prose may only use names that cells above it defined.
+    """
+    import ast
+    import builtins
+
+    from booktools.execute import INLINE_RE
+
+    problems = []
+    for name, text in _texts(root, files):
+        defined = set(dir(builtins))
+        lines = text.splitlines()
+        starts = {start: source for start, _, source in _cells(text)
+                  if CHUNK_RE.match(lines[start - 2]).group(1) == "python"}
+        in_code = False
+        for lineno, line in enumerate(lines, start=1):
+            if lineno + 1 in starts:
+                defined |= _defined_names(starts[lineno + 1])
+            if line.lstrip().startswith("```"):
+                in_code = not in_code
+                continue
+            if in_code:
+                continue
+            for expr in INLINE_RE.findall(line):
+                try:
+                    tree = ast.parse(expr.strip(), mode="eval")
+                except SyntaxError as exc:
+                    problems.append(f"{name}:{lineno}: inline expression `{expr.strip()}` is not valid Python ({exc.msg})")
+                    continue
+                bound = {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+                bound |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+                used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+                missing = sorted(used - defined - bound)
+                if missing:
+                    problems.append(f"{name}:{lineno}: inline expression `{expr.strip()}` uses "
+                                    f"{', '.join(missing)} before any cell defines it")
+    return problems
+
+
 def check_all(root: Path, files: list[str] | None = None) -> list[str]:
     """Every static problem in the book."""
     return (check_chapters_exist(root) + check_crossrefs(root, files) + check_citations(root, files)
-            + check_figure_options(root, files) + check_standalone_cells(root, files))
+            + check_figure_options(root, files) + check_standalone_cells(root, files)
+            + check_inline_order(root, files))

@@ -1,18 +1,21 @@
-"""Execute a chapter the way Quarto's Jupyter engine does, without Quarto.
+"""Execute a chapter the way Quarto's Jupyter engine does.
 
-Quarto cannot be installed on machines without internet access, so the tests and the benchmark
-run each ``.qmd`` like this instead:
+The book is rendered by Quarto; this module runs a ``.qmd`` the same way where a render is not
+wanted (the own-data variant runs of the tests) or Quarto is absent. What it copies from
+Quarto 1.7's ``src/resources/jupyter/notebook.py``:
 
-1. parse the text with ``jupytext.reads(text, fmt="Rmd")`` (``jupytext.read("x.qmd")`` would
-   call the Quarto binary);
-2. run the Python cells top to bottom in a fresh kernel with ``nbclient``, from the project
-   root (``execute-dir: project`` in ``_quarto.yml``); ``dot``/``mermaid`` cells are Quarto's
-   own and are not sent to the kernel;
-3. evaluate every inline ```` `{python} expr` ```` in that kernel, formatted by IPython's display
-   formatter as Quarto's ``user_expressions`` are.
+1. the text is parsed into cells (``jupytext.reads(text, fmt="Rmd")``; ``dot``/``mermaid``
+   chunks are Quarto's own and are not sent to the kernel);
+2. cells run top to bottom in a fresh kernel from the project root (``execute-dir: project``);
+3. the inline expressions of each markdown cell are evaluated when that cell is reached, in
+   document order, all of a cell's expressions in one ``execute('', user_expressions=...)``
+   request, and their results are stored in the cell's ``metadata.user_expressions`` exactly
+   as Quarto stores them (Quarto's regular expression finds them);
+4. inline expressions are refused while ``execute: cache: true`` is on, as Quarto refuses them.
 
-The kernel stays alive so that tests can query the chapter's computed values with
-:meth:`ExecutedChapter.value`.
+``tests/test_execute.py`` renders a fixture chapter with the real Quarto and with this module
+and compares the inline values and cell outputs. The kernel can stay alive so that callers
+can query the chapter's values with :meth:`ExecutedChapter.value`.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 #: The kernelspec ``make`` registers inside ``.venv`` (``_quarto.yml`` names it too).
 KERNEL_NAME = "borrowing-strength"
 
-INLINE_RE = re.compile(r"`\{python\}\s+((?:[^`]|``)+?)`")
+#: Quarto's own pattern for inline expressions (``cell_execute_inline`` in notebook.py).
+INLINE_RE = re.compile(r"(?:^|[^`])`\{python\}[ \t]([^`]+)`", re.MULTILINE)
 CHUNK_RE = re.compile(r"^```+\s*\{(\w+)")
 
 
@@ -131,19 +135,67 @@ def _last_error_line(message: str) -> str:
 
 
 @dataclass
+class InlineResult:
+    """An inline expression as Quarto evaluated it: source, line, and its display data."""
+
+    expr: str
+    line: int
+    data: dict
+
+    @property
+    def text(self) -> str:
+        """What the page shows: ``text/markdown`` if the value offers it, else ``text/plain``."""
+        return self.data.get("text/markdown", self.data.get("text/plain", ""))
+
+
+def cache_enabled(path: Path, root: Path) -> bool:
+    """Whether ``execute: cache: true`` is on for a chapter (its front matter, else ``_quarto.yml``)."""
+    import yaml
+
+    def cache_of(meta) -> bool | None:
+        execute = (meta or {}).get("execute") if isinstance(meta, dict) else None
+        return execute.get("cache") if isinstance(execute, dict) and "cache" in execute else None
+
+    text = Path(path).read_text(encoding="utf-8")
+    front = None
+    if text.startswith("---"):
+        end = text.find("\n---", 3)
+        if end > 0:
+            front = yaml.safe_load(text[3:end])
+    own = cache_of(front)
+    if own is not None:
+        return bool(own)
+    config = Path(root) / "_quarto.yml"
+    return bool(cache_of(yaml.safe_load(config.read_text(encoding="utf-8")))) if config.exists() else False
+
+
+def markdown_expressions(source: str) -> list[str]:
+    """The inline expressions of a markdown cell, as Quarto's ``cell_execute_inline`` finds them."""
+    return INLINE_RE.findall(source)
+
+
+@dataclass
 class ExecutedChapter:
-    """A chapter run in a live kernel: its notebook, inline results, timing and error."""
+    """A chapter run in a kernel: its executed notebook, inline results, timing and error."""
 
     path: Path
     notebook: nbformat.NotebookNode
     cells: list[Cell]
-    inline: dict[str, str]
+    inline_results: list[InlineResult]
     seconds: float
     error: str | None
     client: NotebookClient | None = None
 
+    @property
+    def inline(self) -> dict[str, str]:
+        """Expression -> displayed text, the first occurrence of each expression."""
+        out: dict[str, str] = {}
+        for item in self.inline_results:
+            out.setdefault(item.expr.strip(), item.text)
+        return out
+
     def value(self, expr: str):
-        """Evaluate ``expr`` in the chapter's kernel and return the Python object.
+        """Evaluate ``expr`` in the chapter's live kernel and return the Python object.
 
         The object is pickled in the kernel and unpickled here (same environment), so NumPy
         arrays and pandas frames come back intact.
@@ -172,8 +224,51 @@ class ExecutedChapter:
             self.client = None
 
 
+def inline_results(nb: nbformat.NotebookNode, lines: dict[str, list[int]] | None = None) -> list[InlineResult]:
+    """The inline results stored in an executed notebook's markdown cells (Quarto's layout).
+
+    Works on a notebook executed by Quarto (``keep-ipynb``) and on one executed here alike.
+    """
+    out, seen = [], {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for item in cell.get("metadata", {}).get("user_expressions", []):
+            expr = item["expression"]
+            k = seen.get(expr, 0)
+            seen[expr] = k + 1
+            where = (lines or {}).get(expr.strip(), [])
+            line = where[k] if k < len(where) else 0
+            out.append(InlineResult(expr.strip(), line, dict(item["result"].get("data", {}))))
+    return out
+
+
+def _evaluate_inline(client: NotebookClient, cell) -> None:
+    """Evaluate a markdown cell's inline expressions as Quarto's ``cell_execute_inline`` does."""
+    expressions = markdown_expressions(cell.source)
+    if not expressions:
+        cell.get("metadata", {}).pop("user_expressions", None)
+        return
+    user_expressions = {str(i): expr for i, expr in enumerate(expressions)}
+    reply = client.wait_for_reply(client.kc.execute("", user_expressions=user_expressions))
+    content = reply.get("content", {})
+    if content.get("status") == "error":
+        raise InlineError(content.get("ename", "Error"), content.get("evalue", ""), expressions[0])
+    results = []
+    for key, expr in user_expressions.items():
+        result = content.get("user_expressions", {}).get(key, {})
+        if result.get("status") == "error":
+            raise InlineError(result.get("ename", "Error"), result.get("evalue", ""), expr)
+        results.append({"expression": expr, "result": result})
+    cell.setdefault("metadata", {})["user_expressions"] = results
+
+
+class InlineError(Exception):
+    """An inline expression raised: ``(ename, evalue, expression)``."""
+
+
 def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = False) -> ExecutedChapter:
-    """Run a chapter as Quarto would and evaluate its inline expressions.
+    """Run a chapter as Quarto's Jupyter engine would, inline expressions in document order.
 
     Parameters
     ----------
@@ -189,8 +284,8 @@ def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = Fal
     Returns
     -------
     ExecutedChapter
-        With ``error`` set (naming chapter, cell, line and cause) if anything raised; this
-        function itself does not raise for errors in the chapter.
+        With ``error`` set (naming chapter, cell or inline expression, line and cause) if
+        anything raised; this function itself does not raise for errors in the chapter.
     """
     path = Path(path)
     root = Path(root) if root is not None else Path.cwd()
@@ -199,6 +294,16 @@ def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = Fal
         shown = path.resolve().relative_to(root.resolve())
     except ValueError:
         shown = path
+    lines: dict[str, list[int]] = {}
+    for item in inline_exprs:
+        lines.setdefault(item.expr, []).append(item.line)
+    if inline_exprs and cache_enabled(path, root):
+        # Quarto: "Inline expressions cannot be used with Jupyter Cache." (jupyter-inline.ts)
+        first = inline_exprs[0]
+        error = (f"{shown}: inline expression `{{python}} {first.expr}` (line {first.line}): "
+                 "inline expressions cannot be used with Jupyter Cache (execute: cache: true)")
+        return ExecutedChapter(path, nb, cells, [], 0.0, error, None)
+    by_index = {cell.index: cell for cell in cells}
     client = NotebookClient(
         nb,
         kernel_name=kernel_name(),
@@ -207,14 +312,26 @@ def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = Fal
         resources={"metadata": {"path": str(root)}},
     )
     start = time.perf_counter()
-    error, inline = None, {}
+    error = None
     client.create_kernel_manager()
     client.start_new_kernel()
     client.start_new_kernel_client()
     try:
-        for cell in cells:
+        for index, nb_cell in enumerate(nb.cells):
+            if nb_cell.cell_type == "markdown":
+                try:
+                    _evaluate_inline(client, nb_cell)
+                except InlineError as exc:
+                    ename, evalue, expr = exc.args
+                    at = lines.get(expr.strip(), [0])[0]
+                    error = f"{shown}: inline expression `{{python}} {expr.strip()}` (line {at}): {ename}: {evalue}"
+                    break
+                continue
+            cell = by_index.get(index)
+            if cell is None:
+                continue  # not a Python chunk (dot, mermaid): Quarto's own
             try:
-                client.execute_cell(nb.cells[cell.index], cell.index)
+                client.execute_cell(nb_cell, index)
             except CellExecutionError as exc:
                 within = _traceback_line(str(exc))
                 line = cell.first_line + within - 1 if within else cell.first_line
@@ -224,27 +341,9 @@ def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = Fal
             except (CellTimeoutError, DeadKernelError) as exc:
                 error = f"{shown}: cell starting at line {cell.first_line}: {type(exc).__name__}: {exc}"
                 break
-        if error is None:
-            for item in inline_exprs:
-                probe = nbformat.v4.new_code_cell(item.expr)
-                nb.cells.append(probe)
-                try:
-                    client.execute_cell(probe, len(nb.cells) - 1)
-                except CellExecutionError as exc:
-                    error = (
-                        f"{shown}: inline expression `{{python}} {item.expr}` (line {item.line}): "
-                        f"{_last_error_line(str(exc))}"
-                    )
-                    break
-                finally:
-                    nb.cells.pop()
-                results = [o for o in probe.outputs if o.get("output_type") == "execute_result"]
-                if not results:
-                    error = f"{shown}: inline expression `{{python}} {item.expr}` (line {item.line}) has no value"
-                    break
-                inline[item.expr] = results[0]["data"].get("text/plain", "")
     finally:
         seconds = time.perf_counter() - start
         if not keep_kernel:
             client._cleanup_kernel()
-    return ExecutedChapter(path, nb, cells, inline, seconds, error, client if keep_kernel else None)
+    return ExecutedChapter(path, nb, cells, inline_results(nb, lines), seconds, error,
+                           client if keep_kernel else None)

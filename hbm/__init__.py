@@ -8,7 +8,7 @@ hbm.simulate   data with known truth; ``python -m hbm.simulate`` writes ``data/`
 hbm.pooling    no-pooling and complete-pooling baselines with 95% intervals
 hbm.eb         empirical Bayes: normal-normal, beta-binomial, Dirichlet-multinomial
 hbm.metrics    MSE, interval coverage and width, shrinkage, stratified by sample size
-hbm.execute    run a chapter as Quarto's Jupyter engine would (tests and benchmarks)
+
 """
 
 __version__ = "0.1.0"

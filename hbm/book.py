@@ -9,6 +9,13 @@ no chapter copies set-up code. A chapter starts with::
     setup()
     ```
 
+and ends with a hidden cell that keeps its named results for the tests::
+
+    ```{python}
+    #| include: false
+    save_results("intro", globals())
+    ```
+
 Model cells do not rely on this cell: each imports what it uses (``from hbm.book import SEED``)
 so it runs when copied alone into a fresh kernel.
 """
@@ -16,6 +23,10 @@ so it runs when copied alone into a fresh kernel.
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import types
+from pathlib import Path
 
 import altair as alt
 import numpy as np
@@ -99,3 +110,91 @@ def pct(x: float, digits: int = 0) -> Inline:
 def count(n: int) -> Inline:
     """Format a count with thousands separators: ``count(1200000) -> 1,200,000``."""
     return Inline(f"{int(n):,}")
+
+
+#: Where :func:`save_results` writes, relative to the kernel's working directory (the project
+#: root); ``$HBM_RESULTS_DIR`` overrides it.
+RESULTS_DIR = ".cache/results"
+#: Objects larger than this (pickled) are not kept.
+MAX_RESULT_BYTES = 64 * 2**20
+_SKIP_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def results_path(chapter: str) -> Path:
+    """Where the named results of ``chapter`` (its file stem, e.g. ``"intro"``) are written."""
+    return Path(os.environ.get("HBM_RESULTS_DIR", RESULTS_DIR)) / f"{chapter}.pkl"
+
+
+def save_results(chapter: str, namespace: dict) -> Path:
+    """Keep a chapter's named results: every picklable value it defined, in one pickle.
+
+    The last, hidden cell of each chapter calls ``save_results("intro", globals())``. The
+    book's build tools file the pickle with the executed notebook, so tests can query the values
+    Quarto computed (``results["estimates"]``) instead of executing the chapter again.
+    Modules, functions and classes defined in the chapter itself, private names (``_x``) and objects that cannot be pickled or
+    exceed :data:`MAX_RESULT_BYTES` are left out; their names are listed under ``"__skipped__"``.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's file stem.
+    namespace : dict
+        The chapter's globals.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    kept, skipped = {}, []
+    for name, value in namespace.items():
+        if name.startswith("_") or name in _SKIP_NAMES:
+            continue
+        if isinstance(value, types.ModuleType):
+            continue
+        if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)) and (
+            getattr(value, "__module__", "__main__") == "__main__"
+        ):
+            continue  # defined in the chapter itself: cannot be unpickled elsewhere
+        try:
+            blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - anything unpicklable is simply not kept
+            skipped.append(name)
+            continue
+        if len(blob) > MAX_RESULT_BYTES:
+            skipped.append(name)
+            continue
+        kept[name] = blob
+    kept["__skipped__"] = pickle.dumps(sorted(skipped))
+    kept["__inputs__"] = pickle.dumps(_inputs_so_far())
+    path = results_path(chapter)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(kept, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+    return path
+
+
+def _inputs_so_far() -> dict:
+    """What the chapter read through :mod:`hbm.data` and which ``hbm`` modules it imported.
+
+    Kept with the results so that the build tools can check the chapter's recorded inputs
+    (``chapters/_inputs.yml``) without executing it again.
+    """
+    import sys
+
+    data = sys.modules.get("hbm.data")
+    return {
+        "reads": list(getattr(data, "READ_LOG", [])),
+        "modules": {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())
+                    if n == "hbm" or n.startswith("hbm.")},
+        "cwd": os.getcwd(),
+    }
+
+
+def load_results(path) -> dict:
+    """The named results written by :func:`save_results`, unpickled (``"__skipped__"`` included)."""
+    with open(path, "rb") as fh:
+        raw = pickle.load(fh)
+    return {name: pickle.loads(blob) for name, blob in raw.items()}

@@ -1,7 +1,7 @@
 """Quarto post-render hook: store the fingerprints of the chapters just rendered.
 
 Registered in ``_quarto.yml`` (``project: post-render``); Quarto runs it only after a
-successful render, from the project root. The logic is in :func:`hbm.freshness.post_render`.
+successful render, from the project root. The logic is in :func:`booktools.freshness.post_render`.
 """
 
 import sys
@@ -11,9 +11,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 try:
-    from hbm.freshness import main
+    from booktools.freshness import main
 except ImportError as exc:
-    sys.exit(f"scripts/post_render.py: cannot import hbm.freshness ({exc}); render with `make book`, "
+    sys.exit(f"scripts/post_render.py: cannot import booktools.freshness ({exc}); render with `make book`, "
              "or set QUARTO_PYTHON to the project's .venv/bin/python")
 
 if __name__ == "__main__":

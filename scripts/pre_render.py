@@ -4,7 +4,7 @@ Registered in ``_quarto.yml`` (``project: pre-render``). Quarto runs it from the
 with its Python (``QUARTO_PYTHON``; ``make book`` sets it to ``.venv/bin/python``). It prints
 which chapters will re-run and why, deletes exactly their frozen results and Jupyter-cache
 entries, and exits non-zero (so the render stops before executing anything) when a changed
-data file fails validation. The logic is in :func:`hbm.freshness.pre_render`.
+data file fails validation. The logic is in :func:`booktools.freshness.pre_render`.
 """
 
 import sys
@@ -14,9 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 try:
-    from hbm.freshness import main
+    from booktools.freshness import main
 except ImportError as exc:
-    sys.exit(f"scripts/pre_render.py: cannot import hbm.freshness ({exc}); render with `make book`, "
+    sys.exit(f"scripts/pre_render.py: cannot import booktools.freshness ({exc}); render with `make book`, "
              "or set QUARTO_PYTHON to the project's .venv/bin/python")
 
 if __name__ == "__main__":

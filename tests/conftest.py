@@ -1,13 +1,32 @@
-"""Shared fixtures: a seeded generator, the project root, and chapters executed once per session."""
+"""Shared fixtures: a seeded generator, the project root, the rendered book and its chapters.
 
+Every chapter executes once per test run, and only if it changed: the ``book`` fixture renders
+the whole book with the real Quarto (the ``quarto`` on ``PATH``, else
+``../shared/quarto/bin/quarto``), whose post-render step files each executed chapter in the
+store of executed chapters (:mod:`booktools.store`). Chapter tests read what Quarto produced
+from there. Where no Quarto exists, chapters missing from the store are executed by
+:mod:`booktools.execute`, which ``tests/test_execute.py`` proves equal to Quarto's execution.
+"""
+
+import os
+import shutil
+import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-
-from hbm.execute import execute_chapter
-
 ROOT = Path(__file__).resolve().parents[1]
+
+# What the Makefile exports, set here too so that plain `pytest` behaves like `make test`
+# (before anything imports PyTensor).
+sys.path.insert(0, str(ROOT))
+from booktools.render import pytensor_flags  # noqa: E402
+
+os.environ.setdefault("PYTENSOR_FLAGS", pytensor_flags(ROOT))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from booktools import store  # noqa: E402
+from booktools.render import find_quarto, render  # noqa: E402
 
 
 @pytest.fixture
@@ -23,32 +42,61 @@ def root():
 
 
 @pytest.fixture(scope="session")
-def run_chapter():
-    """Execute a chapter once per session, as Quarto would, keeping its kernel for queries.
+def book():
+    """The whole book rendered once per session with the real Quarto, or ``None`` without one.
 
-    ``run_chapter("chapters/intro.qmd")`` returns an :class:`hbm.execute.ExecutedChapter`
-    (``.error`` set if it failed; ``.value(expr)`` evaluates in its kernel).
+    Quarto's pre-render step re-executes exactly the chapters whose inputs changed, so with
+    nothing changed this executes nothing.
     """
-    cache = {}
-
-    def run(name: str):
-        if name not in cache:
-            cache[name] = execute_chapter(ROOT / name, root=ROOT, keep_kernel=True)
-        return cache[name]
-
-    yield run
-    for chapter in cache.values():
-        chapter.close()
+    if find_quarto(ROOT) is None:
+        return None
+    return render(ROOT)
 
 
 @pytest.fixture(scope="session")
-def chapter(run_chapter):
-    """Like ``run_chapter`` but fails the calling test with the chapter's error message."""
+def chapter(book):
+    """``chapter("chapters/intro.qmd")``: its :class:`booktools.store.StoredChapter`.
+
+    Fails the calling test with the chapter's error (or Quarto's output) if it did not run.
+    """
+    cache = {}
 
     def get(name: str):
-        executed = run_chapter(name)
-        if executed.error:
-            pytest.fail(f"chapter failed to execute: {executed.error}", pytrace=False)
-        return executed
+        if name not in cache:
+            if book is not None:
+                key = store.fingerprint_key(store.project_fingerprint(ROOT, name))
+                found = store.get(ROOT, name, key)
+                if found is None:
+                    tail = "\n".join(book.output.splitlines()[-40:])
+                    pytest.fail(f"{name} was not rendered (quarto exit {book.returncode}):\n{tail}", pytrace=False)
+                cache[name] = found
+            else:
+                try:
+                    cache[name] = store.ensure(ROOT, name)
+                except store.ChapterFailed as exc:
+                    pytest.fail(f"chapter failed to execute: {exc}", pytrace=False)
+        return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory):
+    """``variant(chapter, name, edit)``: the chapter executed on an edited copy of ``data/``.
+
+    ``edit(data_dir)`` changes the copy (replace a CSV, delete a truth file). The execution is
+    kept in the store under ``chapter#name`` and the copy's fingerprint, so it runs once and
+    again only when the chapter, the edit's result, ``hbm`` or the stack changed. Returns the
+    :class:`booktools.store.StoredChapter`, or raises :class:`booktools.store.ChapterFailed`.
+    """
+
+    def run(chapter: str, name: str, edit):
+        project = tmp_path_factory.mktemp(name)
+        shutil.copytree(ROOT / "data", project / "data")
+        (project / "chapters").mkdir()
+        shutil.copy(ROOT / chapter, project / chapter)
+        shutil.copy(ROOT / "_quarto.yml", project / "_quarto.yml")
+        edit(project / "data")
+        return store.ensure(ROOT, chapter, project=project, uri=f"{chapter}#{name}")
+
+    return run

@@ -2,10 +2,12 @@
 
 Most tests work on a temporary project: a copy of ``hbm/`` and ``data/`` with small chapters
 and a known manifest of their inputs. A previous render is faked the way Quarto leaves one: a
-pre-render, then frozen results under ``_freeze/`` and Jupyter-cache entries written with the
-jupyter_cache API exactly as Quarto's ``notebook.py`` writes them, then a post-render.
+pre-render, then frozen results under ``_freeze/``, the executed notebook Quarto keeps
+(``keep-ipynb``) and the chapter's saved results, then a post-render that files them in the
+store of executed chapters. The end-to-end tests at the bottom render with the real Quarto.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,10 +18,11 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from jupyter_cache import get_cache
-
-from hbm import freshness, quarto
-from hbm.freshness import ChapterInputs
+from booktools import checks as quarto
+from booktools import freshness, store
+from booktools.freshness import ChapterInputs
+from booktools.render import find_quarto, render
+from hbm.book import save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,15 +51,16 @@ def _chapter_text(name):
 
 
 def _fake_render(root, chapters, stack=STACK):
-    """Do what a render does to Quarto's state: pre-render, execute (freeze + cache), post-render."""
+    """Do what a render does: pre-render, execute the stale chapters (freeze, kept notebook, results), post-render."""
     assert freshness.pre_render(root, chapters, stack=stack) == 0
-    for name in chapters:
+    executed = json.loads((root / freshness.PENDING_STALE).read_text(encoding="utf-8"))
+    for name in executed:
         stem_dir = root / "_freeze" / Path(name).with_suffix("")
         (stem_dir / "execute-results").mkdir(parents=True, exist_ok=True)
         (stem_dir / "execute-results" / "html.json").write_text(f'{{"hash": "{name}"}}')
         (stem_dir / "figure-html").mkdir(exist_ok=True)
         (stem_dir / "figure-html" / "fig-1.png").write_bytes(name.encode())
-        _cache_like_quarto(root, name)
+        _execute_like_quarto(root, name)
     (root / "_freeze" / "site_libs" / "quarto-html").mkdir(parents=True, exist_ok=True)
     (root / "_freeze" / "site_libs" / "quarto-html" / "q.js").write_text("lib")
     assert freshness.post_render(root) == 0
@@ -74,37 +78,25 @@ def _notebook(name):
     return nb
 
 
-def _cache_like_quarto(root, name):
-    """Cache a chapter as Quarto's notebook.py does: from its folder, by the intermediate's name."""
-    folder = (root / name).parent
-    intermediate = Path(name).stem + ".quarto_ipynb"
+def _execute_like_quarto(root, name):
+    """Leave what Quarto's execution of a chapter leaves: the kept notebook and the saved results."""
+    nbformat.write(_notebook(name), freshness.executed_notebook(root, name))
     before = Path.cwd()
-    os.chdir(folder)
+    os.chdir(root)  # chapters execute from the project root
     try:
-        nbformat.write(_notebook(name), intermediate)
-        cache = get_cache(os.getenv("JUPYTERCACHE", ".jupyter_cache"))
-        cache.cache_notebook_file(path=Path(intermediate), overwrite=True)
-        os.remove(intermediate)  # transient: Quarto deletes it after the render
+        save_results(Path(name).stem, {"x": name})
     finally:
         os.chdir(before)
 
 
-def _cache_records(root, folder="chapters"):
-    """(uri, hashkey) of every record in a folder's Jupyter cache."""
-    return sorted((r.uri, r.hashkey) for r in get_cache(str(root / folder / ".jupyter_cache")).list_cache_records())
+def _cache_records(root):
+    """(chapter, fingerprint key) of every record in the store of executed chapters."""
+    return sorted((r.uri, r.data["key"]) for r in store._cache(root).list_cache_records())
 
 
 def _cached_chapters(root):
-    """The chapters whose executed notebook Quarto would find in the cache."""
-    cache = get_cache(str(root / "chapters" / ".jupyter_cache"))
-    found = set()
-    for name in CHAPTERS:
-        try:
-            cache.match_cache_notebook(_notebook(name))
-            found.add(name)
-        except KeyError:
-            pass
-    return found
+    """The chapters with an execution in the store."""
+    return {uri for uri, _ in _cache_records(root)}
 
 
 def _frozen_chapters(root):
@@ -117,10 +109,11 @@ def _tree(path):
 
 
 def _copy_sources(root):
-    """hbm/*.py (the sources only) and data/ of the real project into ``root``."""
-    (root / "hbm").mkdir(parents=True)
-    for src in (ROOT / "hbm").glob("*.py"):
-        shutil.copy2(src, root / "hbm" / src.name)
+    """hbm/*.py and booktools/*.py (the sources only) and data/ of the real project into ``root``."""
+    for package in ("hbm", "booktools"):
+        (root / package).mkdir(parents=True)
+        for src in (ROOT / package).glob("*.py"):
+            shutil.copy2(src, root / package / src.name)
     shutil.copytree(ROOT / "data", root / "data")
 
 
@@ -163,6 +156,7 @@ def test_untouched_project_marks_nothing(book, capsys):
     assert _cache_records(book) == cache
     freeze_after = _tree(book / "_freeze")
     freeze_after.pop(".fingerprints.pending.json")
+    freeze_after.pop(".stale.pending.json")
     assert freeze_after == freeze
 
 
@@ -190,7 +184,7 @@ def test_editing_a_data_file_marks_exactly_its_readers(book, data_file, capsys):
     assert (book / "_freeze" / "site_libs" / "quarto-html" / "q.js").exists()
 
 
-@pytest.mark.parametrize("module", ["hbm/data.py", "hbm/book.py", "hbm/simulate.py", "hbm/__init__.py", "hbm/quarto.py"])
+@pytest.mark.parametrize("module", ["hbm/data.py", "hbm/book.py", "hbm/simulate.py", "hbm/__init__.py", "hbm/pooling.py"])
 def test_editing_an_hbm_module_marks_its_importers(book, module):
     """Editing an hbm module marks exactly the chapters that import it (directly or not)."""
     _edit(book / module)
@@ -223,7 +217,7 @@ def test_transitive_imports_and_reads_are_recorded(tmp_path):
             ("hbm/__init__.py", "hbm/data.py", "hbm/simulate.py"),
         )
     }
-    assert freshness.pre_render(root, stack=STACK) == 0 and freshness.post_render(root) == 0
+    _fake_render(root, ["chapters/tiny.qmd"])
     _edit(root / "hbm" / "book.py")
     assert freshness.stale_chapters(root, stack=STACK) == {}
     _edit(root / "hbm" / "data.py")
@@ -281,7 +275,9 @@ def test_incremental_render_checks_only_the_files_rendered(book, capsys):
     assert "1 of 1 computational chapters will re-execute" in capsys.readouterr().out
     assert _frozen_chapters(book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
     assert _cached_chapters(book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
+    _execute_like_quarto(book, "chapters/music.qmd")
     freshness.post_render(book)
+    assert _cached_chapters(book) == set(CHAPTERS)
     assert set(freshness.stale_chapters(book, stack=STACK)) == {"chapters/schools.qmd"}
 
 
@@ -289,6 +285,8 @@ def test_post_render_stores_only_rendered_chapters(book):
     """Post-render stores the fingerprints of the chapters whose pages Quarto reports as rendered."""
     _edit(book / "hbm" / "data.py")
     assert freshness.pre_render(book, stack=STACK) == 0
+    for name in ("chapters/schools.qmd", "chapters/music.qmd"):
+        _execute_like_quarto(book, name)
     freshness.post_render(book, ["_book/index.html", "_book/chapters/music.html"], "_book")
     assert set(freshness.stale_chapters(book, stack=STACK)) == {"chapters/schools.qmd"}
     assert not (book / freshness.PENDING).exists()
@@ -299,27 +297,6 @@ def test_failed_render_leaves_chapters_stale(book):
     _edit(book / "data" / "music_plays.csv", "u001,North America,0,1,", "u001,North America,0,2,")
     assert freshness.pre_render(book, stack=STACK) == 0
     assert freshness.stale_chapters(book, stack=STACK) == {"chapters/music.qmd": ["data/music_plays.csv changed"]}
-
-
-@pytest.mark.parametrize("uri, match", [
-    ("music.quarto_ipynb", True), ("music.quarto_ipynb_2", True), ("music.ipynb", True),
-    ("/abs/chapters/music.quarto_ipynb", True), ("musical.quarto_ipynb", False),
-    ("intro.quarto_ipynb", False), ("music.qmd", False), ("my-music.ipynb", False),
-])
-def test_cache_entries_are_found_by_intermediate_notebook_name(uri, match):
-    """A cache record belongs to a chapter when its uri names that chapter's intermediate notebook."""
-    assert freshness.cache_uri_matches(uri, "chapters/music.qmd") is match
-
-
-def test_jupytercache_variable_is_honoured(book, monkeypatch):
-    """With $JUPYTERCACHE set, Quarto's cache (relative to the chapter's folder) is the one cleaned."""
-    monkeypatch.setenv("JUPYTERCACHE", "../.shared_cache")
-    assert freshness.jupyter_cache_dirs(book, "chapters/music.qmd") == [book / "chapters" / "../.shared_cache"]
-    _cache_like_quarto(book, "chapters/music.qmd")
-    assert len(get_cache(str(book / ".shared_cache")).list_cache_records()) == 1
-    _edit(book / "data" / "music_plays.csv", "u001,North America,0,1,", "u001,North America,0,2,")
-    assert freshness.pre_render(book, stack=STACK) == 0
-    assert get_cache(str(book / ".shared_cache")).list_cache_records() == []
 
 
 # --- validation before anything runs ----------------------------------------------------------
@@ -339,7 +316,7 @@ def test_malformed_csv_is_rejected_and_nothing_is_touched(book, capsys):
     captured = capsys.readouterr()
     assert "data/music_plays.csv: column 'rock' must hold non-negative integers" in captured.err
     assert "line 7 ('-3')" in captured.err
-    assert "no frozen result or cache entry was deleted" in captured.err
+    assert "no frozen result was deleted, _book/ is unchanged" in captured.err
     assert _tree(book / "_freeze") == freeze
     assert _cache_records(book) == cache
 
@@ -383,6 +360,7 @@ def test_hook_scripts_run_as_quarto_runs_them(book):
     pre = run("pre_render.py")
     assert pre.returncode == 0, pre.stderr
     assert "chapters/schools.qmd: data/schools.csv changed" in pre.stdout
+    _execute_like_quarto(book, "chapters/schools.qmd")
     post = run("post_render.py", QUARTO_PROJECT_OUTPUT_FILES="_book/chapters/schools.html")
     assert post.returncode == 0, post.stderr
     assert "recorded the fingerprints of 1 chapter(s)" in post.stdout
@@ -408,8 +386,7 @@ def real_copy(tmp_path):
         if (ROOT / name).exists() and not (root / name).exists():
             shutil.copy2(ROOT / name, root / name)
     chapters = freshness.computational_chapters(root)
-    assert freshness.pre_render(root, stack=STACK) == 0
-    assert freshness.post_render(root) == 0
+    _fake_render(root, chapters)
     return root, chapters
 
 
@@ -451,7 +428,7 @@ def test_manifest_matches_what_each_chapter_reads(name, chapter):
     assert recorded == actual, (
         f"{freshness.MANIFEST} is out of date for {name}: it records {recorded}, but the chapter "
         f"reads {actual.data} and imports {actual.modules}; run "
-        f"`python -m hbm.freshness record {name}` and commit {freshness.MANIFEST}"
+        f"`python -m booktools.freshness record {name}` and commit {freshness.MANIFEST}"
     )
 
 
@@ -459,40 +436,63 @@ def test_manifest_matches_what_each_chapter_reads(name, chapter):
 
 
 @pytest.mark.quarto
-def test_quarto_rerender_shows_new_numbers(tmp_path):
-    """`quarto render`, change a CSV, render again: the intro re-executes and its page shows the new numbers."""
-    binary = shutil.which("quarto")
-    if binary is None:
-        pytest.skip("the quarto binary is not on PATH (it cannot be installed without internet access); "
-                    "the pre-render/post-render logic is tested above against a simulated render")
+def test_real_quarto_rerenders_changes_and_keeps_the_last_good_book(tmp_path):
+    """With the real Quarto: a no-change render executes nothing, bad data and a chapter error leave _book/ intact, a data change shows new numbers."""
+    quarto_bin = find_quarto(ROOT)
+    if quarto_bin is None:
+        pytest.skip("no quarto on PATH and none at ../shared/quarto/bin/quarto; the pre-render and "
+                    "post-render logic is tested above against a simulated render")
     root = tmp_path / "book"
     _copy_sources(root)
-    for name in ["references.bib", "references.qmd", "index.qmd"]:
+    for name in ["references.bib", "references.qmd"]:
         shutil.copy2(ROOT / name, root / name)
+    (root / "index.qmd").write_text("# Preface {.unnumbered}\n\nOne chapter.\n", encoding="utf-8")
     shutil.copytree(ROOT / "scripts", root / "scripts")
     (root / "chapters").mkdir()
-    shutil.copy2(ROOT / "chapters" / "intro.qmd", root / "chapters" / "intro.qmd")
+    intro = root / "chapters" / "intro.qmd"
+    shutil.copy2(ROOT / "chapters" / "intro.qmd", intro)
     shutil.copy2(ROOT / freshness.MANIFEST, root / freshness.MANIFEST)
     config = quarto.load_config(ROOT)
     config["book"]["chapters"] = ["index.qmd", "chapters/intro.qmd", "references.qmd"]
     (root / "_quarto.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    env = {**os.environ, "QUARTO_PYTHON": sys.executable}
+    page = root / freshness.PUBLISHED / "chapters" / "intro.html"
+    csv = root / "data" / "schools.csv"
+    students = csv.read_text(encoding="utf-8").splitlines()
 
-    def render():
-        done = subprocess.run([binary, "render"], cwd=root, env=env, capture_output=True, text=True, timeout=1800)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout + done.stderr, (root / "_book" / "chapters" / "intro.html").read_text(encoding="utf-8")
+    first = render(root, quarto=quarto_bin, timeout=1800)
+    assert first.ok, first.output[-3000:]
+    assert f"{len(students) - 1:,} students" in page.read_text(encoding="utf-8")
+    assert store.get(root, "chapters/intro.qmd", store.fingerprint_key(store.project_fingerprint(root, "chapters/intro.qmd")))
 
-    _, html = render()
-    students = (root / "data" / "schools.csv").read_text(encoding="utf-8").splitlines()
-    assert f"{len(students) - 1:,} students" in html
-    # Drop the last school's students: fewer students and schools.
+    again = render(root, quarto=quarto_bin, timeout=1800)
+    assert again.ok and "none re-executes" in again.output and "Executing" not in again.output
+    good_book = _tree(root / freshness.PUBLISHED)
+
+    # Bad data: reported before anything executes, by `quarto render` and by `status` alike.
+    bad = students[:1] + [students[1].rsplit(",", 1)[0] + ",abc"] + students[2:]
+    csv.write_text("\n".join(bad) + "\n", encoding="utf-8")
+    failed = render(root, quarto=quarto_bin, timeout=1800)
+    assert failed.returncode != 0 and "column 'score' must hold finite numbers" in failed.output
+    assert "Executing" not in failed.output
+    assert _tree(root / freshness.PUBLISHED) == good_book
+    status = subprocess.run([sys.executable, "-m", "booktools.freshness", "status"], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert status.returncode == 1 and "column 'score' must hold finite numbers" in status.stderr
+
+    # A chapter that raises: the render fails, the published book stays complete and as it was.
+    csv.write_text("\n".join(students) + "\n", encoding="utf-8")
+    text = intro.read_text(encoding="utf-8")
+    intro.write_text(text + "\n```{python}\nraise RuntimeError('broken on purpose')\n```\n", encoding="utf-8")
+    broken = render(root, quarto=quarto_bin, timeout=1800)
+    assert broken.returncode != 0 and "broken on purpose" in broken.output
+    assert _tree(root / freshness.PUBLISHED) == good_book
+
+    # A real data change: drop the last school's students; the page shows the new count.
+    intro.write_text(text, encoding="utf-8")
     last = students[-1].split(",")[1]
     kept = [line for line in students if line.split(",")[1] != last]
-    (root / "data" / "schools.csv").write_text("\n".join(kept) + "\n", encoding="utf-8")
-
-    log, html = render()
-    assert "chapters/intro.qmd: data/schools.csv changed" in log
-    assert f"{len(kept) - 1:,} students" in html
-    log, _ = render()
-    assert "none re-executes" in log
+    csv.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    changed = render(root, quarto=quarto_bin, timeout=1800)
+    assert changed.ok, changed.output[-3000:]
+    assert "chapters/intro.qmd: data/schools.csv changed" in changed.output
+    assert f"{len(kept) - 1:,} students" in page.read_text(encoding="utf-8")

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hbm import quarto
-from hbm.execute import execute_chapter, read_chapter
+from booktools import checks as quarto
+from booktools.execute import execute_chapter, read_chapter
 
 CHAPTER = "chapters/creators.qmd"
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,19 +199,20 @@ def _reader_copy(tmp_path):
     return tmp_path / "data" / "creator_experiments.csv"
 
 
-def test_runs_on_readers_data_without_truth(tmp_path):
+def test_runs_on_readers_data_without_truth(variant):
     """On a reader's CSV (perturbed, so the truth file no longer belongs to it) the chapter runs and says no truth is available."""
-    csv = _reader_copy(tmp_path)
-    lines = csv.read_text(encoding="utf-8").splitlines()
-    header = lines[0].split(",")
-    k = header.index("effect")
-    for i in range(1, len(lines), 7):  # nudge every 7th effect: a different file, same schema
-        cells = lines[i].split(",")
-        cells[k] = f"{float(cells[k]) + 0.01:.6f}"
-        lines[i] = ",".join(cells)
-    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
-    assert executed.error is None, executed.error
+
+    def edit(data):
+        csv = data / "creator_experiments.csv"
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        k = lines[0].split(",").index("effect")
+        for i in range(1, len(lines), 7):  # nudge every 7th effect: a different file, same schema
+            cells = lines[i].split(",")
+            cells[k] = f"{float(cells[k]) + 0.01:.6f}"
+            lines[i] = ",".join(cells)
+        csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    executed = variant(CHAPTER, "no-truth", edit)
     assert executed.inline["truth_note"].startswith("No simulation truth is available for this data file")
     assert executed.inline['na_fmt(overall.loc["Partial pooling", "mse"], ".3f")'] == "n/a"
     outputs = str([c.get("outputs") for c in executed.notebook.cells])

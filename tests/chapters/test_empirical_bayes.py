@@ -8,7 +8,7 @@ import pytest
 
 from hbm import eb, quarto
 from hbm.data import GENRES, counts_matrix, load_eight_schools, load_music
-from hbm.execute import execute_chapter
+from booktools.execute import execute_chapter
 
 CHAPTER = "chapters/empirical-bayes.qmd"
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,18 +164,17 @@ def test_truth_sentence_on_book_data(ch):
     assert ch.inline["Inline(truth_sentence)"].startswith("The data were simulated")
 
 
-def test_runs_on_readers_data(tmp_path):
+def test_runs_on_readers_data(variant):
     """On a modified copy of the data (no matching truth, no benchmark file) the chapter runs and says so."""
-    shutil.copytree(ROOT / "data", tmp_path / "data")
-    (tmp_path / "chapters").mkdir()
-    shutil.copy(ROOT / CHAPTER, tmp_path / CHAPTER)
-    csv = tmp_path / "data/music_plays.csv"
-    lines = csv.read_text(encoding="utf-8").splitlines()
-    fields = lines[1].split(",")
-    fields[2] = str(int(fields[2]) + 7)  # user u001 gets 7 more Pop plays: the truth no longer matches
-    lines[1] = ",".join(fields)
-    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
-    assert executed.error is None, executed.error
+
+    def edit(data):
+        csv = data / "music_plays.csv"
+        lines = csv.read_text(encoding="utf-8").splitlines()
+        fields = lines[1].split(",")
+        fields[2] = str(int(fields[2]) + 7)  # user u001 gets 7 more Pop plays: the truth no longer matches
+        lines[1] = ",".join(fields)
+        csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    executed = variant(CHAPTER, "no-truth", edit)
     assert executed.inline["Inline(truth_sentence)"].startswith("No simulation truth is available")
     assert "is absent" in executed.inline["Inline(bench_sentence)"]

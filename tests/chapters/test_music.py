@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hbm import music, quarto
-from hbm.execute import execute_chapter
+from booktools.execute import execute_chapter
 
 CHAPTER = "chapters/music.qmd"
 
@@ -145,17 +145,19 @@ def _copy_project(root, tmp_path):
     return tmp_path / "data" / "music_plays.csv"
 
 
-def test_runs_on_a_readers_data_without_truth(root, tmp_path):
+def test_runs_on_a_readers_data_without_truth(variant):
     """On a changed file (a count edited, a fifth region with a user who never played) the chapter runs and says no truth is available."""
-    csv = _copy_project(root, tmp_path)
-    lines = csv.read_text().splitlines()
-    first = lines[1].split(",")
-    first[2] = str(int(first[2]) + 7)
-    lines[1] = ",".join(first)
-    lines += ["z001,Oceania,3,1,0,0,2", "z002,Oceania,0,0,0,0,0", "z003,Oceania,12,30,2,1,9"]
-    csv.write_text("\n".join(lines) + "\n")
-    executed = execute_chapter(tmp_path / CHAPTER, root=tmp_path)
-    assert executed.error is None, executed.error
+
+    def edit(data):
+        csv = data / "music_plays.csv"
+        lines = csv.read_text().splitlines()
+        first = lines[1].split(",")
+        first[2] = str(int(first[2]) + 7)
+        lines[1] = ",".join(first)
+        lines += ["z001,Oceania,3,1,0,0,2", "z002,Oceania,0,0,0,0,0", "z003,Oceania,12,30,2,1,9"]
+        csv.write_text("\n".join(lines) + "\n")
+
+    executed = variant(CHAPTER, "no-truth-fifth-region", edit)
     assert executed.inline["Inline(recovery_sentence)"].startswith("No simulation truth is available for this data file")
     assert executed.inline["count(len(regions))"] == "5"
 
