@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hbm import eb, quarto
+from booktools import checks as quarto
+from hbm import eb
 from hbm.data import GENRES, counts_matrix, load_eight_schools, load_music
 from booktools.execute import execute_chapter
 

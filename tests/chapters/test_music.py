@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pytest
 
-from hbm import music, quarto
+from booktools import checks as quarto
+from hbm import music
 from booktools.execute import execute_chapter
 
 CHAPTER = "chapters/music.qmd"
