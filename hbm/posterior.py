@@ -52,3 +52,26 @@ def summarise_draws(draws: np.ndarray, labels, prob: float = 0.95) -> pd.DataFra
         {"mean": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1), "lower": lower, "upper": upper},
         index=pd.Index(list(labels)),
     )
+
+
+def by_label(values: pd.Series | pd.DataFrame, labels, what: str = "estimates"):
+    """``values`` in the order of ``labels``, matched by label, never by position.
+
+    Fits order their groups their own way (Bambi sorts levels, a loader keeps the file's
+    order); every table that puts two of them side by side goes through this.
+
+    Raises
+    ------
+    KeyError
+        A label has no value, or ``values`` has labels that ``labels`` lacks; the message names them.
+    """
+    labels = pd.Index([str(v) for v in labels])
+    index = pd.Index([str(v) for v in values.index])
+    if index.has_duplicates:
+        raise KeyError(f"{what}: duplicated labels {sorted(set(index[index.duplicated()]))}")
+    missing, extra = labels.difference(index), index.difference(labels)
+    if len(missing) or len(extra):
+        raise KeyError(f"{what}: labels do not match: missing {list(missing)}, unexpected {list(extra)}")
+    out = values.copy()
+    out.index = index
+    return out.reindex(labels)

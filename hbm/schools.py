@@ -385,7 +385,7 @@ def group_moments(values, codes, n_groups: int | None = None) -> tuple[np.ndarra
     return means, sds
 
 
-def compare_to_exact(exact: ExactPosterior, mu, tau, theta) -> pd.DataFrame:
+def compare_to_exact(exact: ExactPosterior, mu, tau, theta, labels=None) -> pd.DataFrame:
     """Posterior means from MCMC against the quadrature, in Monte Carlo standard errors.
 
     Parameters
@@ -395,8 +395,11 @@ def compare_to_exact(exact: ExactPosterior, mu, tau, theta) -> pd.DataFrame:
     mu, tau : xarray.DataArray
         Draws with dimensions ``chain`` and ``draw``.
     theta : xarray.DataArray
-        Draws with dimensions ``chain``, ``draw`` and one for the units (same order as the
-        data given to :func:`exact_posterior`).
+        Draws with dimensions ``chain``, ``draw`` and one for the units.
+    labels : sequence of str, optional
+        The units' labels in the order of the data given to :func:`exact_posterior`. The
+        units of ``theta`` are matched to them by label (its unit coordinate), never by
+        position; without ``labels``, ``theta`` must have no unit coordinate or the same one.
 
     Returns
     -------
@@ -414,9 +417,18 @@ def compare_to_exact(exact: ExactPosterior, mu, tau, theta) -> pd.DataFrame:
     if len(unit_dim) != 1 or theta.sizes[unit_dim[0]] != exact.y.size:
         raise ValueError(f"theta needs one unit dimension of length {exact.y.size}")
     theta = theta.rename({unit_dim[0]: "unit"})
+    coord = [str(v) for v in theta["unit"].values] if "unit" in theta.coords else None
+    if labels is not None:
+        labels = [str(v) for v in labels]
+        if coord is None:
+            raise ValueError("theta has no unit coordinate to match the labels with")
+        if sorted(coord) != sorted(labels):
+            raise ValueError(f"theta's units {coord} are not the labels {labels}")
+        theta = theta.assign_coords(unit=coord).sel(unit=labels)
+    else:
+        labels = coord
     ds = xr.Dataset({"mu": mu, "tau": tau, "theta": theta})
     mcse = az.mcse(ds)
-    labels = [str(v) for v in theta["unit"].values] if "unit" in theta.coords else None
     frame = exact.to_frame(labels).rename(columns={"mean": "exact", "sd": "exact_sd"})
     frame["mcmc"] = np.r_[float(ds["mu"].mean()), float(ds["tau"].mean()),
                           ds["theta"].mean(("chain", "draw")).values]

@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+import pandas as pd
+
+from hbm import posterior
 from hbm.posterior import group_intercepts, group_levels, summarise_draws
 
 
@@ -54,3 +57,15 @@ def test_group_intercepts_rejects_non_group_term(rng):
     tree["posterior"]["1|bad"] = tree["posterior"]["Intercept"]
     with pytest.raises(ValueError, match="one group dimension"):
         group_intercepts(tree, "bad")
+
+
+def test_by_label_matches_by_name_not_position():
+    """Values in another order come back in the labels' order; missing or extra labels raise, naming them."""
+    values = pd.Series([3.0, 1.0, 2.0], index=["School 10", "School 1", "School 9"])
+    out = posterior.by_label(values, ["School 1", "School 9", "School 10"])
+    assert list(out.index) == ["School 1", "School 9", "School 10"]
+    assert list(out) == [1.0, 2.0, 3.0]
+    with pytest.raises(KeyError, match="missing \\['School 2'\\]"):
+        posterior.by_label(values, ["School 1", "School 2", "School 10"])
+    with pytest.raises(KeyError, match="duplicated"):
+        posterior.by_label(pd.Series([1.0, 2.0], index=["a", "a"]), ["a"])

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+import pandas as pd
+
 from hbm import schools
 
 # Rubin's eight schools [@rubin1981]
@@ -324,3 +326,25 @@ def test_compare_to_exact_detects_a_biased_sampler(eight):
     assert 6 < table.loc["tau", "z"] < 14
     with pytest.raises(ValueError, match="unit dimension"):
         schools.compare_to_exact(eight, mu, tau, theta.isel(school=slice(0, 3)))
+
+
+def test_compare_to_exact_pairs_units_by_label(eight):
+    """Draws whose units come in another order give the same table once labels are given."""
+    import xarray as xr
+
+    rng = np.random.default_rng(11)
+    dims = ("chain", "draw")
+    names = list("ABCDEFGH")
+    mu = xr.DataArray(rng.normal(eight.mu_mean, eight.mu_sd, (4, 500)), dims=dims)
+    tau = xr.DataArray(rng.normal(eight.tau_mean, eight.tau_sd, (4, 500)), dims=dims)
+    draws = rng.normal(eight.theta_mean, eight.theta_sd, (4, 500, 8))
+    theta = xr.DataArray(draws, dims=(*dims, "school"), coords={"school": names})
+    order = [3, 0, 7, 1, 6, 2, 5, 4]
+    shuffled = theta.isel(school=order)  # e.g. Bambi's sorted levels against the file's order
+    same = schools.compare_to_exact(eight, mu, tau, theta, labels=names)
+    again = schools.compare_to_exact(eight, mu, tau, shuffled, labels=names)
+    pd.testing.assert_frame_equal(same, again)
+    with pytest.raises(ValueError, match="no unit coordinate"):
+        schools.compare_to_exact(eight, mu, tau, theta.drop_vars("school"), labels=names)
+    with pytest.raises(ValueError, match="not the labels"):
+        schools.compare_to_exact(eight, mu, tau, theta, labels=[*names[:7], "Z"])

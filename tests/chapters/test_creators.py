@@ -245,3 +245,12 @@ def test_pymc_model_cell_runs_alone(tmp_path):
     qmd.write_text(f"```{{python}}\n{source}\n```\n", encoding="utf-8")
     executed = execute_chapter(qmd, root=tmp_path)
     assert executed.error is None, executed.error
+
+
+def test_example_truth_marks_sit_on_their_creators(ch):
+    """In the examples figure each creator's truth mark is that creator's true effect (paired by id)."""
+    truth = {c["creator_id"]: c["true_effect"] for c in ch.value("truth")["creators"]}
+    few_truth = ch.value("few_truth")
+    assert len(few_truth) == 6
+    for _, row in few_truth.iterrows():
+        assert row["estimate"] == pytest.approx(truth[row["creator_id"]]), row["creator_id"]
