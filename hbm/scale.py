@@ -1436,9 +1436,9 @@ def peak_rss() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * scale_
 
 
-def _pid_and_reset() -> int:
+def _pid_and_reset() -> tuple[int, int]:
     reset_peak_rss()
-    return os.getpid()
+    return os.getpid(), psutil.Process().memory_info().rss
 
 
 def _pid_and_peak() -> tuple[int, int]:
@@ -1459,15 +1459,21 @@ class ClusterPeaks:
         Bytes, this process.
     worker_peaks : dict
         Worker address -> bytes, worker processes other than this one.
+    worker_start : dict
+        Worker address -> resident bytes on entry (what a worker holds before the job:
+        its libraries and anything left from earlier work).
     """
 
     def __init__(self, client):
         self.client = client
         self.client_peak = 0
         self.worker_peaks: dict = {}
+        self.worker_start: dict = {}
 
     def __enter__(self) -> "ClusterPeaks":
-        self.client.run(_pid_and_reset)
+        me = os.getpid()
+        got = self.client.run(_pid_and_reset)
+        self.worker_start = {addr: rss for addr, (pid, rss) in got.items() if pid != me}
         reset_peak_rss()
         return self
 
@@ -1483,6 +1489,11 @@ class ClusterPeaks:
     def workers_total(self) -> int:
         """Sum of the worker processes' peaks (an upper bound of their joint peak)."""
         return int(sum(self.worker_peaks.values()))
+
+    @property
+    def workers_start_total(self) -> int:
+        """Sum of the worker processes' resident memory on entry."""
+        return int(sum(self.worker_start.values()))
 
     @property
     def worker_max(self) -> int:
@@ -1519,6 +1530,9 @@ class ScaleRun:
         Peak RSS of the client process.
     counts_bytes : int
         Memory of the per-user counts (all blocks).
+    workers_start_rss : int
+        The worker processes' resident memory when the job started (sum over workers), so
+        that ``peak_rss_workers - workers_start_rss`` is what the job itself added.
     n_workers, n_threads : int
         Worker processes and threads of the cluster.
     """
@@ -1535,6 +1549,7 @@ class ScaleRun:
     sample: pd.DataFrame | None = field(default=None, repr=False)
     peak_rss_client: int = 0
     counts_bytes: int = 0
+    workers_start_rss: int = 0
     n_workers: int = 0
     n_threads: int = 0
 
@@ -1622,6 +1637,7 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
     return ScaleRun(stats.n_users, log.n_events, stats, priors, path, seconds,
                     peaks.client_peak + peaks.workers_total, peaks.workers_total, fit_peak, sample,
                     peak_rss_client=peaks.client_peak, counts_bytes=int(counts_bytes),
+                    workers_start_rss=peaks.workers_start_total,
                     n_workers=n_workers, n_threads=n_threads)
 
 
@@ -1642,8 +1658,9 @@ def bench_summary(path=None) -> dict:
     dict
         For the largest log (``users``, ``events``, ``files``, ``parquet_mib``): ``total_s``,
         ``users_per_s``, ``steps_s`` (``aggregate``, ``suffstats``, ``fit``, ``posteriors``),
-        ``client_peak_mib``, ``workers_peak_mib``, ``counts_mib`` (the per-user counts the
-        workers hold), ``posteriors_mib`` (on disk), ``max_error_vs_closed_form``,
+        ``client_peak_mib``, ``workers_peak_mib``, ``workers_start_mib`` (the workers'
+        memory before the job), ``counts_mib`` (the per-user counts the workers hold),
+        ``posteriors_mib`` (on disk), ``max_error_vs_closed_form``,
         ``dask_engine``; the same counting by the single-node engine on the same files
         (``single_node_engine``, ``single_node_count_s``, ``single_node_peak_mib``) beside
         the job's own counting step (``dask_count_s``); the same job on two single-threaded
@@ -1681,6 +1698,7 @@ def bench_summary(path=None) -> dict:
         "steps_s": {step: float(row[f"{step} s"]) for step in ("aggregate", "suffstats", "fit", "posteriors")},
         "client_peak_mib": int(row["client peak RSS MiB"]),
         "workers_peak_mib": int(row["workers' peak RSS MiB"]),
+        "workers_start_mib": int(row["workers' start RSS MiB"]),
         "counts_mib": float(row["counts MiB"]),
         "posteriors_mib": float(row["posteriors MiB"]),
         "max_error_vs_closed_form": float(row["max error vs closed form"]),
