@@ -405,6 +405,21 @@ def test_count_into_validates_events():
         scale.count_into(counts, region, np.array([3]), np.array([0]), np.array([2]))
 
 
+def test_count_numpy_fallback_equals_numba_kernel(rng):
+    """The NumPy fallback of the counting loop gives the same counts, regions and status codes as the Numba kernel."""
+    uid = rng.integers(0, 300, size=5000).astype(np.int32)
+    region_of_user = rng.integers(0, 4, size=300).astype(np.int8)
+    genre = rng.integers(0, K, size=5000).astype(np.int8)
+    got, want = [(np.zeros((300, K), np.int32), np.full(300, -1, np.int8)) for _ in range(2)]
+    assert scale._count_numpy(*got, uid, genre, region_of_user[uid]) == (0, -1)
+    scale.count_into(*want, uid, genre, region_of_user[uid])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    assert scale._count_numpy(*got, np.array([300], np.int32), np.array([0], np.int8), np.array([0], np.int8))[0] == 1
+    assert scale._count_numpy(*got, np.array([0], np.int32), np.array([K], np.int8), np.array([0], np.int8))[0] == 2
+    other = np.array([(region_of_user[0] + 1) % 4], np.int8)
+    assert scale._count_numpy(*got, np.array([0], np.int32), np.array([0], np.int8), other)[0] == 3
+
+
 def test_block_suffstats_equal_region_suffstats(rng):
     """Statistics of a dense CountBlock (with absent ids) equal region_suffstats of its users."""
     x = rng.integers(0, 30, size=(500, K)).astype(np.int32)
