@@ -178,6 +178,7 @@ def job_row(method: str, log: scale.PlayLog, run: scale.ScaleRun) -> dict:
         "posteriors s": round(run.seconds["posteriors"], 2),
         "total s": round(run.seconds["total"], 2),
         "users per s": round(run.users_per_second),
+        "client start RSS MiB": round(run.client_start_rss / MIB),
         "client peak RSS MiB": round(run.peak_rss_client / MIB),
         "workers' start RSS MiB": round(run.workers_start_rss / MIB),
         "workers' peak RSS MiB": round(run.peak_rss_workers / MIB),

@@ -1457,6 +1457,8 @@ class ClusterPeaks:
     ----------
     client_peak : int
         Bytes, this process.
+    client_start : int
+        Resident bytes of this process on entry.
     worker_peaks : dict
         Worker address -> bytes, worker processes other than this one.
     worker_start : dict
@@ -1466,7 +1468,7 @@ class ClusterPeaks:
 
     def __init__(self, client):
         self.client = client
-        self.client_peak = 0
+        self.client_peak = self.client_start = 0
         self.worker_peaks: dict = {}
         self.worker_start: dict = {}
 
@@ -1475,6 +1477,7 @@ class ClusterPeaks:
         got = self.client.run(_pid_and_reset)
         self.worker_start = {addr: rss for addr, (pid, rss) in got.items() if pid != me}
         reset_peak_rss()
+        self.client_start = psutil.Process().memory_info().rss
         return self
 
     def __exit__(self, *exc) -> None:
@@ -1531,6 +1534,8 @@ class ScaleRun:
         Peak RSS of the client process.
     counts_bytes : int
         Memory of the per-user counts (all blocks).
+    client_start_rss : int
+        The client process's resident memory when the job started.
     workers_start_rss : int
         The worker processes' resident memory when the job started (sum over workers), so
         that ``peak_rss_workers - workers_start_rss`` is what the job itself added.
@@ -1551,6 +1556,7 @@ class ScaleRun:
     peak_rss_client: int = 0
     counts_bytes: int = 0
     workers_start_rss: int = 0
+    client_start_rss: int = 0
     n_workers: int = 0
     n_threads: int = 0
 
@@ -1641,7 +1647,7 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
     return ScaleRun(stats.n_users, log.n_events, stats, priors, path, seconds,
                     peaks.client_peak + peaks.workers_total, peaks.workers_total, fit_peak, sample,
                     peak_rss_client=peaks.client_peak, counts_bytes=int(counts_bytes),
-                    workers_start_rss=peaks.workers_start_total,
+                    workers_start_rss=peaks.workers_start_total, client_start_rss=peaks.client_start,
                     n_workers=n_workers, n_threads=n_threads)
 
 
@@ -1662,8 +1668,8 @@ def bench_summary(path=None) -> dict:
     dict
         For the largest log (``users``, ``events``, ``files``, ``parquet_mib``): ``total_s``,
         ``users_per_s``, ``steps_s`` (``aggregate``, ``suffstats``, ``fit``, ``posteriors``),
-        ``client_peak_mib``, ``workers_peak_mib``, ``workers_start_mib`` (the workers'
-        memory before the job), ``counts_mib`` (the per-user counts the workers hold),
+        ``client_peak_mib``, ``client_start_mib``, ``workers_peak_mib``,
+        ``workers_start_mib`` (the processes' memory before the job), ``counts_mib`` (the per-user counts the workers hold),
         ``posteriors_mib`` (on disk), ``max_error_vs_closed_form``,
         ``dask_engine``; the same counting by the single-node engine on the same files
         (``single_node_engine``, ``single_node_count_s``, ``single_node_peak_mib``) beside
@@ -1701,6 +1707,7 @@ def bench_summary(path=None) -> dict:
         "users_per_s": int(row["users per s"]),
         "steps_s": {step: float(row[f"{step} s"]) for step in ("aggregate", "suffstats", "fit", "posteriors")},
         "client_peak_mib": int(row["client peak RSS MiB"]),
+        "client_start_mib": int(row["client start RSS MiB"]),
         "workers_peak_mib": int(row["workers' peak RSS MiB"]),
         "workers_start_mib": int(row["workers' start RSS MiB"]),
         "counts_mib": float(row["counts MiB"]),

@@ -493,6 +493,7 @@ def test_run_reports_costs(pipeline):
     assert run.peak_rss_client > 0 and run.peak_rss_workers > 0
     assert run.peak_rss == run.peak_rss_client + run.peak_rss_workers
     assert 0 < run.workers_start_rss <= run.peak_rss_workers
+    assert 0 < run.client_start_rss <= run.peak_rss_client
     assert run.n_workers == 2 and run.n_threads == 2
     assert run.counts_bytes == N_USERS * (4 * K + 1)
     assert 0 < run.fit_peak_bytes < 2 * 1024 * 1024
@@ -523,7 +524,7 @@ def test_bench_summary_reads_recorded_figures(tmp_path):
     common = {"measured": "2026-11-30 10:00 UTC", "machine": "test box, 2 cores"}
     eb_row = {"method": "Empirical Bayes (hbm.scale, Dask)", "engine": "Dask 1", "events": 10, "files": 2,
               "Parquet MiB": 1.0, "aggregate s": 2.0, "suffstats s": 0.1, "fit s": 0.01, "posteriors s": 1.0,
-              "users per s": 100, "client peak RSS MiB": 200, "workers' peak RSS MiB": 900, "workers' start RSS MiB": 300, "counts MiB": 5.0,
+              "users per s": 100, "client peak RSS MiB": 200, "client start RSS MiB": 150, "workers' peak RSS MiB": 900, "workers' start RSS MiB": 300, "counts MiB": 5.0,
               "posteriors MiB": 4.0, "max error vs closed form": 1e-16, **common}
     rows = [
         {**eb_row, "users": 100, "total s": 1.0},
@@ -539,7 +540,7 @@ def test_bench_summary_reads_recorded_figures(tmp_path):
     got = scale.bench_summary(path)
     assert got["users"] == 1000 and got["total_s"] == 3.5 and got["users_per_s"] == 285
     assert got["steps_s"] == {"aggregate": 2.0, "suffstats": 0.1, "fit": 0.01, "posteriors": 1.0}
-    assert got["client_peak_mib"] == 200 and got["workers_peak_mib"] == 900 and got["workers_start_mib"] == 300
+    assert got["client_peak_mib"] == 200 and got["client_start_mib"] == 150 and got["workers_peak_mib"] == 900 and got["workers_start_mib"] == 300
     assert got["single_node_engine"] == "DuckDB 9" and got["single_node_count_s"] == 4.0
     assert got["dask_count_s"] == 2.0 and got["small_users"] == 100
     assert got["full_bayes_users"] == 50 and got["full_bayes_users_per_s"] == 5.0
