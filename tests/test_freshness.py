@@ -118,7 +118,7 @@ def _copy_sources(root):
 
 
 @pytest.fixture
-def book(tmp_path):
+def tiny_book(tmp_path):
     """A rendered temporary project whose chapters' inputs are :data:`MANIFEST`."""
     root = tmp_path / "book"
     _copy_sources(root)
@@ -145,16 +145,16 @@ def _readers(manifest, path):
 # --- staleness --------------------------------------------------------------------------------
 
 
-def test_untouched_project_marks_nothing(book, capsys):
+def test_untouched_project_marks_nothing(tiny_book, capsys):
     """With nothing changed (files merely touched), no chapter is stale and nothing is removed."""
-    for path in [*(book / "data").iterdir(), *(book / "hbm").iterdir()]:
+    for path in [*(tiny_book / "data").iterdir(), *(tiny_book / "hbm").iterdir()]:
         os.utime(path)  # a new mtime, the same bytes
-    freeze, cache = _tree(book / "_freeze"), _cache_records(book)
-    assert freshness.stale_chapters(book, stack=STACK) == {}
-    assert freshness.pre_render(book, stack=STACK) == 0
+    freeze, cache = _tree(tiny_book / "_freeze"), _cache_records(tiny_book)
+    assert freshness.stale_chapters(tiny_book, stack=STACK) == {}
+    assert freshness.pre_render(tiny_book, stack=STACK) == 0
     assert "all 3 computational chapters are up to date; none re-executes" in capsys.readouterr().out
-    assert _cache_records(book) == cache
-    freeze_after = _tree(book / "_freeze")
+    assert _cache_records(tiny_book) == cache
+    freeze_after = _tree(tiny_book / "_freeze")
     freeze_after.pop(".fingerprints.pending.json")
     freeze_after.pop(".stale.pending.json")
     assert freeze_after == freeze
@@ -162,33 +162,33 @@ def test_untouched_project_marks_nothing(book, capsys):
 
 @pytest.mark.parametrize("data_file", ["data/schools.csv", "data/music_plays.csv", "data/creator_experiments.csv",
                                        "data/schools.truth.json", "data/eight_schools.csv"])
-def test_editing_a_data_file_marks_exactly_its_readers(book, data_file, capsys):
+def test_editing_a_data_file_marks_exactly_its_readers(tiny_book, data_file, capsys):
     """Editing one data file marks exactly the chapters that read it, and removes only their freeze and cache."""
-    path = book / data_file
+    path = tiny_book / data_file
     if path.suffix == ".csv":
         lines = path.read_text(encoding="utf-8").splitlines()
         path.write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")  # drop the last row: still valid
     else:
         _edit(path, '"', '"_')
     readers = _readers(MANIFEST, data_file)
-    stale = freshness.stale_chapters(book, stack=STACK)
+    stale = freshness.stale_chapters(tiny_book, stack=STACK)
     assert set(stale) == readers
     assert all(reasons == [f"{data_file} changed"] for reasons in stale.values())
 
-    assert freshness.pre_render(book, stack=STACK) == 0
+    assert freshness.pre_render(tiny_book, stack=STACK) == 0
     out = capsys.readouterr().out
     for chapter in readers:
         assert f"{chapter}: {data_file} changed\n" in out
-    assert _frozen_chapters(book) == set(CHAPTERS) - readers
-    assert _cached_chapters(book) == set(CHAPTERS) - readers
-    assert (book / "_freeze" / "site_libs" / "quarto-html" / "q.js").exists()
+    assert _frozen_chapters(tiny_book) == set(CHAPTERS) - readers
+    assert _cached_chapters(tiny_book) == set(CHAPTERS) - readers
+    assert (tiny_book / "_freeze" / "site_libs" / "quarto-html" / "q.js").exists()
 
 
 @pytest.mark.parametrize("module", ["hbm/data.py", "hbm/book.py", "hbm/simulate.py", "hbm/__init__.py", "hbm/pooling.py"])
-def test_editing_an_hbm_module_marks_its_importers(book, module):
+def test_editing_an_hbm_module_marks_its_importers(tiny_book, module):
     """Editing an hbm module marks exactly the chapters that import it (directly or not)."""
-    _edit(book / module)
-    stale = freshness.stale_chapters(book, stack=STACK)
+    _edit(tiny_book / module)
+    stale = freshness.stale_chapters(tiny_book, stack=STACK)
     assert set(stale) == _readers(MANIFEST, module)
     assert all(reasons == [f"{module} changed"] for reasons in stale.values())
 
@@ -224,101 +224,101 @@ def test_transitive_imports_and_reads_are_recorded(tmp_path):
     assert freshness.stale_chapters(root, stack=STACK) == {"chapters/tiny.qmd": ["hbm/data.py changed"]}
 
 
-def test_other_changes_are_named(book):
+def test_other_changes_are_named(tiny_book):
     """A changed chapter source, stack version, missing file or new chapter is reported with its reason."""
-    _edit(book / "chapters" / "music.qmd")
+    _edit(tiny_book / "chapters" / "music.qmd")
     stack = {**STACK, "pymc": "6.5.0"}
-    (book / "data" / "creator_experiments.csv").unlink()
-    stale = freshness.stale_chapters(book, stack=stack)
+    (tiny_book / "data" / "creator_experiments.csv").unlink()
+    stale = freshness.stale_chapters(tiny_book, stack=stack)
     assert stale["chapters/music.qmd"] == ["chapters/music.qmd changed", "pymc 6.4.0 -> 6.5.0"]
     assert stale["chapters/creators.qmd"] == ["data/creator_experiments.csv is missing", "pymc 6.4.0 -> 6.5.0"]
     assert stale["chapters/schools.qmd"] == ["pymc 6.4.0 -> 6.5.0"]
 
 
-def test_new_chapter_is_reported_as_new_not_an_error(book, capsys):
+def test_new_chapter_is_reported_as_new_not_an_error(tiny_book, capsys):
     """A chapter never rendered (no stored fingerprint) is reported as new and the pre-render succeeds."""
-    (book / "chapters" / "new.qmd").write_text(_chapter_text("new"), encoding="utf-8")
-    freshness.write_manifest(book, {**MANIFEST, "chapters/new.qmd": ChapterInputs(("data/schools.csv",), ())})
-    assert freshness.pre_render(book, [*CHAPTERS, "chapters/new.qmd"], stack=STACK) == 0
+    (tiny_book / "chapters" / "new.qmd").write_text(_chapter_text("new"), encoding="utf-8")
+    freshness.write_manifest(tiny_book, {**MANIFEST, "chapters/new.qmd": ChapterInputs(("data/schools.csv",), ())})
+    assert freshness.pre_render(tiny_book, [*CHAPTERS, "chapters/new.qmd"], stack=STACK) == 0
     captured = capsys.readouterr()
     assert "chapters/new.qmd: new: never rendered here (no stored fingerprint)" in captured.out
     assert "1 of 4 computational chapters will re-execute" in captured.out
     assert captured.err == ""
 
 
-def test_unrecorded_chapter_depends_on_everything(book, capsys):
+def test_unrecorded_chapter_depends_on_everything(tiny_book, capsys):
     """A chapter missing from the manifest is warned about and re-executes on any data or hbm change."""
-    (book / "chapters" / "draft.qmd").write_text(_chapter_text("draft"), encoding="utf-8")
+    (tiny_book / "chapters" / "draft.qmd").write_text(_chapter_text("draft"), encoding="utf-8")
     chapters = [*CHAPTERS, "chapters/draft.qmd"]
-    _fake_render(book, chapters)
+    _fake_render(tiny_book, chapters)
     assert "chapters/draft.qmd is not in chapters/_inputs.yml" in capsys.readouterr().err
-    _edit(book / "data" / "eight_schools.csv", "A,28,15", "A,29,15")
-    assert freshness.stale_chapters(book, chapters, stack=STACK) == {
+    _edit(tiny_book / "data" / "eight_schools.csv", "A,28,15", "A,29,15")
+    assert freshness.stale_chapters(tiny_book, chapters, stack=STACK) == {
         "chapters/draft.qmd": ["data/eight_schools.csv changed"]
     }
 
 
-def test_chapters_without_code_are_not_tracked(book):
+def test_chapters_without_code_are_not_tracked(tiny_book):
     """Chapters without Python cells (nothing to execute, freeze or cache) are never stale."""
-    assert freshness.computational_chapters(book) == CHAPTERS
-    _edit(book / "index.qmd")
-    assert freshness.stale_chapters(book, ["index.qmd"], stack=STACK) == {}
+    assert freshness.computational_chapters(tiny_book) == CHAPTERS
+    _edit(tiny_book / "index.qmd")
+    assert freshness.stale_chapters(tiny_book, ["index.qmd"], stack=STACK) == {}
 
 
 # --- invalidation -------------------------------------------------------------------------------
 
 
-def test_incremental_render_checks_only_the_files_rendered(book, capsys):
+def test_incremental_render_checks_only_the_files_rendered(tiny_book, capsys):
     """`quarto render chapters/music.qmd` re-runs and invalidates music only, even if others are stale too."""
-    _edit(book / "hbm" / "data.py")  # schools and music are stale
-    assert freshness.pre_render(book, ["chapters/music.qmd"], stack=STACK) == 0
+    _edit(tiny_book / "hbm" / "data.py")  # schools and music are stale
+    assert freshness.pre_render(tiny_book, ["chapters/music.qmd"], stack=STACK) == 0
     assert "1 of 1 computational chapters will re-execute" in capsys.readouterr().out
-    assert _frozen_chapters(book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
-    assert _cached_chapters(book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
-    _execute_like_quarto(book, "chapters/music.qmd")
-    freshness.post_render(book)
-    assert _cached_chapters(book) == set(CHAPTERS)
-    assert set(freshness.stale_chapters(book, stack=STACK)) == {"chapters/schools.qmd"}
+    assert _frozen_chapters(tiny_book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
+    assert _cached_chapters(tiny_book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
+    _execute_like_quarto(tiny_book, "chapters/music.qmd")
+    freshness.post_render(tiny_book)
+    assert _cached_chapters(tiny_book) == set(CHAPTERS)
+    assert set(freshness.stale_chapters(tiny_book, stack=STACK)) == {"chapters/schools.qmd"}
 
 
-def test_post_render_stores_only_rendered_chapters(book):
+def test_post_render_stores_only_rendered_chapters(tiny_book):
     """Post-render stores the fingerprints of the chapters whose pages Quarto reports as rendered."""
-    _edit(book / "hbm" / "data.py")
-    assert freshness.pre_render(book, stack=STACK) == 0
+    _edit(tiny_book / "hbm" / "data.py")
+    assert freshness.pre_render(tiny_book, stack=STACK) == 0
     for name in ("chapters/schools.qmd", "chapters/music.qmd"):
-        _execute_like_quarto(book, name)
-    freshness.post_render(book, ["_book/index.html", "_book/chapters/music.html"], "_book")
-    assert set(freshness.stale_chapters(book, stack=STACK)) == {"chapters/schools.qmd"}
-    assert not (book / freshness.PENDING).exists()
+        _execute_like_quarto(tiny_book, name)
+    freshness.post_render(tiny_book, ["_book/index.html", "_book/chapters/music.html"], "_book")
+    assert set(freshness.stale_chapters(tiny_book, stack=STACK)) == {"chapters/schools.qmd"}
+    assert not (tiny_book / freshness.PENDING).exists()
 
 
-def test_failed_render_leaves_chapters_stale(book):
+def test_failed_render_leaves_chapters_stale(tiny_book):
     """Without a post-render (the render failed), the invalidated chapters stay stale for the next render."""
-    _edit(book / "data" / "music_plays.csv", "u001,North America,0,1,", "u001,North America,0,2,")
-    assert freshness.pre_render(book, stack=STACK) == 0
-    assert freshness.stale_chapters(book, stack=STACK) == {"chapters/music.qmd": ["data/music_plays.csv changed"]}
+    _edit(tiny_book / "data" / "music_plays.csv", "u001,North America,0,1,", "u001,North America,0,2,")
+    assert freshness.pre_render(tiny_book, stack=STACK) == 0
+    assert freshness.stale_chapters(tiny_book, stack=STACK) == {"chapters/music.qmd": ["data/music_plays.csv changed"]}
 
 
 # --- validation before anything runs ----------------------------------------------------------
 
 
-def test_malformed_csv_is_rejected_and_nothing_is_touched(book, capsys):
+def test_malformed_csv_is_rejected_and_nothing_is_touched(tiny_book, capsys):
     """A malformed CSV stops the pre-render with file, column and line, and leaves _freeze/ and the cache as they were."""
-    path = book / "data" / "music_plays.csv"
+    path = tiny_book / "data" / "music_plays.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
     cells = lines[6].split(",")
     cells[3] = "-3"  # rock, on line 7
     lines[6] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    freeze, cache = _tree(book / "_freeze"), _cache_records(book)
+    freeze, cache = _tree(tiny_book / "_freeze"), _cache_records(tiny_book)
 
-    assert freshness.pre_render(book, stack=STACK) == 1
+    assert freshness.pre_render(tiny_book, stack=STACK) == 1
     captured = capsys.readouterr()
     assert "data/music_plays.csv: column 'rock' must hold non-negative integers" in captured.err
     assert "line 7 ('-3')" in captured.err
     assert "no frozen result was deleted, _book/ is unchanged" in captured.err
-    assert _tree(book / "_freeze") == freeze
-    assert _cache_records(book) == cache
+    assert _tree(tiny_book / "_freeze") == freeze
+    assert _cache_records(tiny_book) == cache
 
 
 def test_validation_uses_the_loaders_default_paths():
@@ -346,26 +346,26 @@ def test_quarto_config_registers_the_hooks():
     assert (ROOT / project["pre-render"]).exists() and (ROOT / project["post-render"]).exists()
 
 
-def test_hook_scripts_run_as_quarto_runs_them(book):
+def test_hook_scripts_run_as_quarto_runs_them(tiny_book):
     """The scripts run from the project root with the project's Python and Quarto's variables, and fail on bad data."""
-    shutil.copytree(ROOT / "scripts", book / "scripts")
+    shutil.copytree(ROOT / "scripts", tiny_book / "scripts")
     env = {**os.environ, "QUARTO_PROJECT_RENDER_ALL": "1", "QUARTO_PROJECT_OUTPUT_DIR": "_book",
            "QUARTO_PROJECT_INPUT_FILES": "index.qmd\n" + "\n".join(CHAPTERS)}
 
     def run(script, **extra):
-        return subprocess.run([sys.executable, f"scripts/{script}"], cwd=book, env={**env, **extra},
+        return subprocess.run([sys.executable, f"scripts/{script}"], cwd=tiny_book, env={**env, **extra},
                               capture_output=True, text=True, timeout=120)
 
-    _edit(book / "data" / "schools.csv", "s0001,School A,67.6", "s0001,School A,67.7")
+    _edit(tiny_book / "data" / "schools.csv", "s0001,School A,67.6", "s0001,School A,67.7")
     pre = run("pre_render.py")
     assert pre.returncode == 0, pre.stderr
     assert "chapters/schools.qmd: data/schools.csv changed" in pre.stdout
-    _execute_like_quarto(book, "chapters/schools.qmd")
+    _execute_like_quarto(tiny_book, "chapters/schools.qmd")
     post = run("post_render.py", QUARTO_PROJECT_OUTPUT_FILES="_book/chapters/schools.html")
     assert post.returncode == 0, post.stderr
     assert "recorded the fingerprints of 1 chapter(s)" in post.stdout
 
-    _edit(book / "data" / "schools.csv", "s0001,School A,67.7", "s0001,School A,abc")
+    _edit(tiny_book / "data" / "schools.csv", "s0001,School A,67.7", "s0001,School A,abc")
     bad = run("pre_render.py")
     assert bad.returncode == 1
     assert "data/schools.csv: column 'score' must hold finite numbers" in bad.stderr
@@ -398,7 +398,7 @@ def _expected(root, chapters, path):
 
 @pytest.mark.parametrize("data_file", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "data").glob("*.csv")))
 def test_real_book_data_change_marks_exactly_its_readers(real_copy, data_file):
-    """In a copy of this book, editing one CSV marks exactly the chapters that read it."""
+    """In a copy of this tiny_book, editing one CSV marks exactly the chapters that read it."""
     root, chapters = real_copy
     lines = (root / data_file).read_text(encoding="utf-8").splitlines()
     (root / data_file).write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
@@ -406,7 +406,7 @@ def test_real_book_data_change_marks_exactly_its_readers(real_copy, data_file):
 
 
 def test_real_book_hbm_change_marks_exactly_its_importers(real_copy):
-    """In a copy of this book, editing hbm/data.py marks exactly the chapters importing it; no edit marks none."""
+    """In a copy of this tiny_book, editing hbm/data.py marks exactly the chapters importing it; no edit marks none."""
     root, chapters = real_copy
     assert freshness.stale_chapters(root, stack=STACK) == {}
     _edit(root / "hbm" / "data.py")

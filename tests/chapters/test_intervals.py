@@ -5,6 +5,7 @@ the number of replications the chapter states (R_FIXED, R_PRIOR, R_CURVE).
 """
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from booktools import checks as quarto
 from booktools.execute import execute_chapter
 
+ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = "chapters/intervals.qmd"
 K = 3.0  # Monte Carlo standard errors allowed
 
@@ -152,7 +154,7 @@ def test_truth_sentence_on_project_data(ch):
 def test_every_interval_states_probability_and_kind(ch):
     """Every interval in the figures and tables is labelled 95% and equal-tailed (kind column or caption)."""
     assert set(ch.value("set(real['kind'])")) == {"95% confidence", "95% credible"}
-    text = (ch.path).read_text(encoding="utf-8")
+    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
     for label in ("fig-intervals", "fig-coverage", "tbl-coverage", "fig-coverage-curve", "tbl-conditional"):
         start = text.index(f"#| label: {label}")
         caption = text[start:text.index("\n", text.index("-cap:", start))]
