@@ -35,6 +35,7 @@ import io
 import json
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,9 @@ import pandas as pd
 
 __all__ = [
     "DataError",
+    "DataWarning",
+    "EXCEL_HINT",
+    "near_duplicate_labels",
     "Column",
     "Schema",
     "KINDS",
@@ -252,6 +256,66 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
+#: How to save a spreadsheet so that the loaders read it.
+EXCEL_HINT = ("save it from the spreadsheet with File > Save As > 'CSV UTF-8 (Comma delimited) (*.csv)', "
+              "which writes comma-separated UTF-8 text")
+
+
+class DataWarning(UserWarning):
+    """A data file that loads but looks wrong (e.g. two labels that differ only by a typo)."""
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with one character inserted, deleted, replaced or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
+    return short[i:] == long_[i + 1:]
+
+
+def _differ_in_digits(a: str, b: str) -> bool:
+    """Whether the characters where ``a`` and ``b`` differ are digits ("Site 4" and "Site 7")."""
+    changed = set(a).symmetric_difference(set(b)) or {x for x, y in zip(a, b) if x != y}
+    return bool(changed) and all(ch.isdigit() for ch in changed)
+
+
+def near_duplicate_labels(values, lines) -> list[str]:
+    """Messages naming labels that are probably the same group spelled two ways.
+
+    Two labels are suspicious when they differ only in letter case or white space
+    ("europe" and "Europe"), or when they are one edit apart (not in digits, both at least
+    four characters long) and one of them occurs on a single row while the other occurs on
+    several ("Eurpoe" once beside "Europe" 29 times). Each message names both labels,
+    their row counts and the first line of the rarer one.
+    """
+    values = pd.Series(np.asarray(values, dtype=object)).astype(str)
+    sizes = values.value_counts(sort=False)
+    first = {}
+    for v, line in zip(values, lines):
+        first.setdefault(v, int(line))
+    labels = list(sizes.index)
+    out = []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            same_text = " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+            typo = (min(len(a), len(b)) >= 4 and _one_edit_apart(a, b)
+                    and min(sizes[a], sizes[b]) == 1 and max(sizes[a], sizes[b]) >= 2
+                    and not _differ_in_digits(a, b))
+            if same_text or typo:
+                rare, common = (a, b) if sizes[a] <= sizes[b] else (b, a)
+                why = "differ only in case or spacing" if same_text else "are one letter apart"
+                out.append(
+                    f"{rare!r} ({sizes[rare]} row{'s' if sizes[rare] != 1 else ''}, first at line {first[rare]}) and "
+                    f"{common!r} ({sizes[common]} row{'s' if sizes[common] != 1 else ''}) {why}: they count as two groups; correct the file if they are one"
+                )
+    return out
+
+
 def _at(lines: Sequence[int], notes: Sequence[str] | None = None) -> str:
     """Render "line 7 ('-3'), line 12 ('x')" for up to five lines, then a count."""
     shown = [
@@ -273,10 +337,18 @@ def _read_rows(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray]:
     except OSError as err:  # a directory, no permission, ...
         raise DataError(source, f"file cannot be read ({err.strerror or err})") from err
     READ_LOG.append(str(p.resolve()))
+    if raw.startswith(b"PK\x03\x04") or p.suffix.lower() in (".xlsx", ".xls", ".xlsm"):
+        raise DataError(source, "file is an Excel workbook, not CSV text; " + EXCEL_HINT)
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(source, "file is UTF-16 text (Excel's 'Unicode Text'), not UTF-8; " + EXCEL_HINT)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(source, f"file is not UTF-8 text ({err})") from err
+        raise DataError(
+            source,
+            f"file is not UTF-8 text ({err}); it was probably saved in a Windows code page such as "
+            "cp1252 (Excel's plain 'CSV (Comma delimited)'): " + EXCEL_HINT,
+        ) from err
     # Split lines as an editor does; drop blank lines but remember line numbers.
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     kept = [(i + 1, s) for i, s in enumerate(lines) if s.strip()]
@@ -300,6 +372,10 @@ def _read_rows(path: str | os.PathLike) -> tuple[pd.DataFrame, np.ndarray]:
             "a quoted field spans several lines; each record must be on one line",
         )
     cells = cells.fillna("").apply(lambda col: col.str.strip())
+    # Columns with neither a header nor a value (Excel often adds trailing ",,") are dropped.
+    blank = [c for c in cells.columns if (cells[c] == "").all()]
+    cells = cells.drop(columns=blank)
+    cells.columns = range(cells.shape[1])
     return cells, np.array([i for i, _ in kept])
 
 
@@ -360,10 +436,14 @@ def validate(cells: pd.DataFrame, lines: np.ndarray, schema: Schema, source: str
         raise DataError(source, f"the header repeats column(s) {', '.join(map(repr, dups))}")
     missing = [c for c in schema.names if c not in header]
     if missing:
+        separated = ""
+        if any(";" in h or "\t" in h for h in header):
+            separated = ("; the header is separated by semicolons or tabs (Excel does this where the "
+                         "decimal mark is a comma): " + EXCEL_HINT)
         raise DataError(
             source,
             f"missing column(s) {', '.join(map(repr, missing))}; expected columns "
-            f"{', '.join(schema.names)} (found: {', '.join(header) or 'none'})",
+            f"{', '.join(schema.names)} (found: {', '.join(header) or 'none'}){separated}",
             column=missing[0],
         )
     body = cells.iloc[1:]
@@ -412,6 +492,8 @@ def validate(cells: pd.DataFrame, lines: np.ndarray, schema: Schema, source: str
             out[col.name] = pd.Series(raw, dtype="str")
         elif col.kind == "category":
             out[col.name] = pd.Categorical(raw, categories=pd.unique(pd.Series(raw, dtype="str")))
+            for message in near_duplicate_labels(raw, body_lines):
+                warnings.warn(f"{source}: column {col.name!r}: {message}", DataWarning, stacklevel=4)
         else:
             out[col.name] = values
 

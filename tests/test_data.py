@@ -364,3 +364,57 @@ def test_committed_truth_files_match(root):
         assert truth is not None and truth["data_file"] == f"{name}.csv"
     assert data.load_truth(root / "data" / "eight_schools.csv") is None
     assert os.path.exists(root / "data" / "eight_schools.csv")
+
+
+# --- files saved by spreadsheets, and labels that are probably typos ---------------------------
+
+MUSIC_HEADER = "user_id,region,pop,rock,hiphop,classical,electronic"
+
+
+def test_trailing_empty_excel_columns_are_ignored(write):
+    """Two trailing empty columns (Excel's ',,') load as if they were not there."""
+    path = write(MUSIC_HEADER + ",,\nu1,Europe,1,2,3,4,5,,\nu2,Asia,0,0,1,0,2,,\n")
+    assert list(data.load_music(path).columns) == MUSIC_HEADER.split(",")
+
+
+@pytest.mark.parametrize("content, expected", [
+    ((MUSIC_HEADER + "\nu1,Région,1,2,3,4,5\n").encode("cp1252"), "Windows code page"),
+    ((MUSIC_HEADER + "\nu1,Europe,1,2,3,4,5\n").encode("utf-16"), "UTF-16"),
+    (b"PK\x03\x04" + b"\x00" * 40, "Excel workbook"),
+    ((MUSIC_HEADER.replace(",", ";") + "\nu1;Europe;1;2;3;4;5\n").encode(), "semicolons"),
+])
+def test_spreadsheet_files_get_the_hint_that_fixes_them(tmp_path, content, expected):
+    """cp1252, UTF-16, .xlsx and semicolon files are rejected with a message that says to save as CSV UTF-8, comma-separated."""
+    path = tmp_path / "music_plays.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as err:
+        data.load_music(path)
+    assert expected in str(err.value)
+    assert "CSV UTF-8 (Comma delimited)" in str(err.value)
+
+
+def test_xlsx_by_name_gets_the_hint(tmp_path):
+    """A file named .xlsx is called an Excel workbook, whatever its bytes."""
+    path = tmp_path / "music_plays.xlsx"
+    path.write_text(MUSIC_HEADER + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="Excel workbook"):
+        data.load_music(path)
+
+
+def test_typo_and_case_variants_of_a_label_are_warned_about(write):
+    """'Eurpoe' once beside 'Europe', and 'europe' beside 'Europe', each get a warning naming both and the line."""
+    rows = [f"u{i},Europe,1,2,3,4,5" for i in range(5)] + ["u9,Eurpoe,1,0,0,0,0", "u10,europe,0,1,0,0,0"]
+    path = write(MUSIC_HEADER + "\n" + "\n".join(rows) + "\n")
+    with pytest.warns(data.DataWarning) as caught:
+        frame = data.load_music(path)
+    messages = [str(w.message) for w in caught]
+    assert any("'Eurpoe' (1 row, first at line 7) and 'Europe' (5 rows) are one letter apart" in m for m in messages)
+    assert any("'europe' (1 row, first at line 8) and 'Europe' (5 rows) differ only in case or spacing" in m for m in messages)
+    assert frame["region"].nunique() == 3  # still loaded as written: the reader decides
+
+
+@pytest.mark.parametrize("labels", [list("ABCDEFGH"), ["Site 4", "Site 7", "Site 10"], ["Asia", "Europe", "Oceania"]])
+def test_distinct_labels_are_not_warned_about(labels):
+    """Short labels, numbered labels and different words raise no near-duplicate warning."""
+    values = [label for label in labels for _ in range(2)] + [labels[0]]
+    assert data.near_duplicate_labels(values, range(2, 2 + len(values))) == []
