@@ -1176,6 +1176,7 @@ def fit_dirichlet_multinomial_from_suffstats(
 def fit_dirichlet_multinomial(
     counts, tol: float = 1e-10, max_iter: int = 10_000, *,
     max_concentration: float = DEFAULT_MAX_CONCENTRATION,
+    empty: str = "raise",
 ) -> DirichletMultinomialFit:
     r"""Empirical Bayes for category proportions: marginal ML of a Dirichlet prior.
 
@@ -1195,6 +1196,13 @@ def fit_dirichlet_multinomial(
         Whole non-negative counts, ``K >= 2``.
     tol, max_iter, max_concentration
         As in :func:`fit_dirichlet_multinomial_from_suffstats`.
+    empty : {"raise", "zero"}
+        What to do with a category that has zero counts in every unit, whose ML
+        ``alpha_k`` is 0 (the likelihood grows as ``alpha_k -> 0``): ``"raise"`` a
+        ``ValueError``, or ``"zero"``: fit the other categories and set ``alpha_k = 0``, the
+        limit, so that every posterior gives that category probability 0. The likelihood of
+        the other categories is unchanged by the limit (an all-zero category contributes
+        ``Gamma(0 + alpha_k) / Gamma(alpha_k) = 1`` to each unit's term).
 
     Returns
     -------
@@ -1204,8 +1212,20 @@ def fit_dirichlet_multinomial(
     Raises
     ------
     ValueError
-        Bad counts, no unit with total >= 2, or an all-zero category.
+        Bad counts, no unit with total >= 2, an all-zero category (with
+        ``empty="raise"``), or fewer than two categories with counts.
     """
+    if empty not in ("raise", "zero"):
+        raise ValueError(f"empty must be 'raise' or 'zero', not {empty!r}")
     x = _count_matrix(counts)
-    d = _fit_stats(dirichlet_multinomial_suffstats(x), tol, max_iter, max_concentration)
+    played = x.sum(axis=0) > 0
+    if empty == "zero" and not played.all():
+        if played.sum() < 2:
+            raise ValueError("fewer than two categories have counts: no proportions to fit")
+        d = _fit_stats(dirichlet_multinomial_suffstats(x[:, played]), tol, max_iter, max_concentration)
+        alpha = np.zeros(x.shape[1])
+        alpha[played] = d["alpha"]
+        d = {**d, "alpha": alpha}
+    else:
+        d = _fit_stats(dirichlet_multinomial_suffstats(x), tol, max_iter, max_concentration)
     return _dm_fit_object(d, posterior_alpha=d["alpha"] + x)

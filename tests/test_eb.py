@@ -609,3 +609,22 @@ def test_dm_helpers_reject_bad_input():
         eb.fit_dirichlet_multinomial_from_suffstats(x)
     with pytest.raises(ValueError, match="prob"):
         eb.dirichlet_posterior([1.0, 1.0], x).interval(0.0)
+
+
+def test_dm_empty_category_zero_equals_fit_without_it(rng):
+    """With empty='zero' an unplayed category gets alpha 0 and the rest equals the fit without that column."""
+    alpha = np.array([2.0, 1.0, 3.0, 0.5])
+    p = rng.dirichlet(alpha, size=200)
+    x = np.array([rng.multinomial(20, row) for row in p])
+    x[:, 1] = 0  # nobody ever chose category 1
+    with pytest.raises(ValueError, match=r"categories \[1\] have zero counts"):
+        eb.fit_dirichlet_multinomial(x)
+    fit = eb.fit_dirichlet_multinomial(x, empty="zero")
+    sub = eb.fit_dirichlet_multinomial(np.delete(x, 1, axis=1))
+    assert fit.alpha[1] == 0
+    np.testing.assert_allclose(np.delete(fit.alpha, 1), sub.alpha)
+    assert fit.loglik == pytest.approx(sub.loglik)
+    assert np.all(fit.posterior_mean[:, 1] == 0)
+    np.testing.assert_allclose(fit.posterior_mean.sum(axis=1), 1)
+    with pytest.raises(ValueError, match="fewer than two categories"):
+        eb.fit_dirichlet_multinomial(np.c_[x[:, :1], np.zeros((200, 3), int)], empty="zero")
