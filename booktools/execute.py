@@ -267,7 +267,25 @@ class InlineError(Exception):
     """An inline expression raised: ``(ename, evalue, expression)``."""
 
 
-def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = False) -> ExecutedChapter:
+def inject_parameters(nb: nbformat.NotebookNode, cells: list[Cell], parameters: dict) -> list[Cell]:
+    """Insert a cell setting ``parameters`` right after the cell tagged ``parameters``.
+
+    This is what ``quarto render -P name:value`` does (papermill's convention): the chapter's
+    defaults run first, the injected values override them.
+    """
+    tagged = [c for c in cells if "parameters" in c.options.get("tags", "")]
+    if not tagged:
+        raise ChapterError("the chapter has no cell tagged 'parameters' to override")
+    source = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
+    at = tagged[0].index + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    shifted = [Cell(c.index + (c.index >= at), c.source, c.first_line, c.options) for c in cells]
+    injected = Cell(at, source, tagged[0].first_line, {"label": "injected-parameters"})
+    return sorted([*shifted, injected], key=lambda c: c.index)
+
+
+def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = False,
+                    parameters: dict | None = None) -> ExecutedChapter:
     """Run a chapter as Quarto's Jupyter engine would, inline expressions in document order.
 
     Parameters
@@ -280,6 +298,9 @@ def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = Fal
         Seconds allowed per cell.
     keep_kernel : bool
         Keep the kernel running so :meth:`ExecutedChapter.value` can query it.
+    parameters : dict, optional
+        Values for the chapter's parameters cell (as ``quarto render -P``), e.g.
+        ``{"fast": True}``.
 
     Returns
     -------
@@ -290,6 +311,8 @@ def execute_chapter(path, root=None, timeout: int = 900, keep_kernel: bool = Fal
     path = Path(path)
     root = Path(root) if root is not None else Path.cwd()
     nb, cells, inline_exprs = read_chapter(path)
+    if parameters:
+        cells = inject_parameters(nb, cells, parameters)
     try:
         shown = path.resolve().relative_to(root.resolve())
     except ValueError:

@@ -182,7 +182,7 @@ def project_fingerprint(root: Path, chapter: str, project: Path | None = None) -
 
 
 def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | None = None,
-           timeout: int = 1800) -> StoredChapter:
+           timeout: int = 1800, parameters: dict | None = None) -> StoredChapter:
     """The stored execution of ``chapter``, executing it first if the store lacks it.
 
     Parameters
@@ -198,6 +198,8 @@ def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | 
         ``chapters/intro.qmd#reordered``).
     timeout : int
         Seconds allowed per cell.
+    parameters : dict, optional
+        Values for the chapter's parameters cell (``{"fast": True}``); part of the key.
 
     Raises
     ------
@@ -210,13 +212,16 @@ def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | 
     root = Path(root)
     project = Path(project) if project is not None else root
     uri = uri or chapter
-    key = fingerprint_key(project_fingerprint(root, chapter, project))
+    fp = project_fingerprint(root, chapter, project)
+    if parameters:
+        fp["parameters"] = {k: repr(v) for k, v in sorted(parameters.items())}
+    key = fingerprint_key(fp)
     found = get(root, uri, key)
     if found is not None:
         return found
     results = project / results_path(Path(chapter).stem)
     results.unlink(missing_ok=True)
-    executed = execute_chapter(project / chapter, root=project, timeout=timeout)
+    executed = execute_chapter(project / chapter, root=project, timeout=timeout, parameters=parameters)
     if executed.error:
         raise ChapterFailed(executed.error)
     if not results.exists():

@@ -68,13 +68,30 @@ def _theme() -> alt.theme.ThemeConfig:
     }
 
 
-def setup() -> None:
+#: Caps on every sampler call in fast mode (see :func:`setup`).
+FAST_CAPS = {"draws": 150, "tune": 150, "chains": 2}
+
+
+def setup(fast: bool = False) -> None:
     """Apply the book's theme and display options.
 
     PyMC's INFO log lines ("Sampling: [...]", "NUTS[nutpie]: [...]") are raised to WARNING so
     they do not appear as output in the book; the prose names each fit's sampler, and PyMC's
     warnings still show. Idempotent: calling it twice changes nothing.
+
+    Parameters
+    ----------
+    fast : bool
+        The chapters' ``fast`` parameter (``quarto render -P fast:true``; the tests' runs on
+        readers' data use it). It caps the draws, tuning steps and chains of every
+        ``pymc.sample``, ``nutpie.sample`` and Bambi ``Model.fit`` call at
+        :data:`FAST_CAPS`, and :func:`replications` returns a tenth of what it is given, so a
+        chapter runs end to end in a fraction of the time; its numbers are then rough, and its
+        diagnostics usually fail. Never used for the book itself.
     """
+    _FAST["on"] = bool(fast)
+    if fast:
+        _cap_samplers()
     logging.getLogger("pymc").setLevel(logging.WARNING)
     alt.theme.enable(THEME)
     # Charts embed their data in the page; a limit above the book's largest chart, not none.
@@ -84,6 +101,41 @@ def setup() -> None:
     pd.set_option("display.max_columns", 20)
     pd.set_option("display.width", 100)
     np.set_printoptions(precision=4, suppress=True)
+
+
+_FAST = {"on": False}
+
+
+def replications(n: int) -> int:
+    """``n`` replications, or a tenth of them (at least 3) in fast mode (see :func:`setup`)."""
+    return max(3, n // 10) if _FAST["on"] else int(n)
+
+
+def _capped(func):
+    """``func`` with ``draws``, ``tune`` and ``chains`` capped at :data:`FAST_CAPS`."""
+    if getattr(func, "_hbm_capped", False):
+        return func
+
+    def wrapper(*args, **kwargs):
+        for key, cap in FAST_CAPS.items():
+            kwargs[key] = min(int(kwargs.get(key, cap)), cap)
+        return func(*args, **kwargs)
+
+    wrapper._hbm_capped = True
+    wrapper.__wrapped__ = func
+    wrapper.__doc__ = func.__doc__
+    return wrapper
+
+
+def _cap_samplers() -> None:
+    """Fast mode: cap the samplers the chapters call (see :func:`setup`)."""
+    import bambi
+    import nutpie
+    import pymc
+
+    pymc.sample = _capped(pymc.sample)
+    nutpie.sample = _capped(nutpie.sample)
+    bambi.Model.fit = _capped(bambi.Model.fit)
 
 
 class Inline(str):

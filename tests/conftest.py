@@ -84,19 +84,21 @@ def chapter(book):
 def variant(tmp_path_factory):
     """``variant(chapter, name, edit)``: the chapter executed on an edited copy of ``data/``.
 
-    ``edit(data_dir)`` changes the copy (replace a CSV, delete a truth file). The execution is
+    ``edit(data_dir)`` changes the copy (replace a CSV, delete a truth file). The chapter runs
+    with its ``fast`` parameter on (few draws and replications: see :func:`hbm.book.setup`). The execution is
     kept in the store under ``chapter#name`` and the copy's fingerprint, so it runs once and
     again only when the chapter, the edit's result, ``hbm`` or the stack changed. Returns the
     :class:`booktools.store.StoredChapter`, or raises :class:`booktools.store.ChapterFailed`.
     """
 
-    def run(chapter: str, name: str, edit):
+    def run(chapter: str, name: str, edit, fast: bool = True):
         project = tmp_path_factory.mktemp(name)
         shutil.copytree(ROOT / "data", project / "data")
         (project / "chapters").mkdir()
         shutil.copy(ROOT / chapter, project / chapter)
         shutil.copy(ROOT / "_quarto.yml", project / "_quarto.yml")
         edit(project / "data")
-        return store.ensure(ROOT, chapter, project=project, uri=f"{chapter}#{name}")
+        return store.ensure(ROOT, chapter, project=project, uri=f"{chapter}#{name}",
+                            parameters={"fast": True} if fast else None)
 
     return run

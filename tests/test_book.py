@@ -38,6 +38,18 @@ def test_config_settings():
     assert html["code-tools"] and html["code-copy"]
 
 
+@pytest.mark.parametrize("name", COMPUTED)
+def test_chapters_open_with_parameters_and_setup_and_close_with_results(name):
+    """Each chapter starts with its hidden `fast` parameters cell and the shared setup cell, and ends by saving its results."""
+    _, cells, _ = read_chapter(ROOT / name)
+    first, second, last = cells[0], cells[1], cells[-1]
+    assert first.options.get("tags") == "[parameters]" and "fast = False" in first.source
+    assert second.options.get("include") == "false"
+    assert "from hbm.book import save_results, setup" in second.source and "setup(fast=fast)" in second.source
+    assert last.options.get("include") == "false"
+    assert f'save_results("{Path(name).stem}", globals())' in last.source
+
+
 def test_listed_chapters_exist():
     """Every file listed in _quarto.yml exists."""
     assert quarto.check_chapters_exist(ROOT) == []

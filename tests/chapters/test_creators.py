@@ -44,16 +44,6 @@ def test_static_checks():
     assert quarto.check_all(ROOT, files=[CHAPTER]) == []
 
 
-def test_setup_cell_first():
-    """The chapter starts with its title and the hidden shared setup cell."""
-    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
-    assert text.startswith("# The creator A/B-test shrinkage study {#sec-creators}\n")
-    first = text.split("```{python}\n", 1)[1].split("```", 1)[0].splitlines()
-    assert first[1].startswith("from hbm.book import save_results, setup")
-    assert first[0] == "#| include: false"
-    assert first[2:] == ["setup()"]
-
-
 def test_model_cells_are_standalone():
     """The Bambi and PyMC model cells are marked standalone and read no outside names."""
     cells = [c for c in quarto.standalone_cells(ROOT, files=[CHAPTER]) if c[0] == CHAPTER]

@@ -26,15 +26,6 @@ def test_static_checks():
     assert quarto.check_all(ROOT, files=[CHAPTER, "chapters/music.qmd"]) == []
 
 
-def test_setup_cell_first():
-    """The chapter's first cell is the hidden shared setup, right after the title."""
-    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
-    first = text.split("```{python}\n", 1)[1].split("```", 1)[0]
-    assert text.startswith("# Empirical Bayes at the scale of millions of users {#sec-empirical-bayes}")
-    assert first.splitlines()[0] == "#| include: false"
-    assert first.splitlines()[-1] == "setup()"
-
-
 def test_inline_text_has_no_quotes(ch):
     """Text-valued inline expressions render without the quotes IPython puts around a str."""
     quoted = {e: t for e, t in ch.inline.items() if t[:1] in "'\""}

@@ -1,0 +1,72 @@
+"""Every chapter on readers' own data: six variants of every data file, no truth files.
+
+Each chapter runs in fast mode (few draws and replications) on each variant of
+tests/variants.py; the runs are kept in the store of executed chapters, so they repeat only
+when the chapter, the data, ``hbm`` or the stack changed. The checks are the sentences whose
+truth depends on the data.
+"""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from booktools.freshness import computational_chapters
+from tests.variants import VARIANTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHAPTERS = computational_chapters(ROOT)
+BAD_TEXT = {"", "nan", "none", "<na>", "inf", "-inf", "n/a nan"}
+
+
+@pytest.fixture(scope="module")
+def runs(variant):
+    """Run each chapter on each variant once per module (and once per change, thanks to the store)."""
+    cache = {}
+
+    def get(chapter, name):
+        if (chapter, name) not in cache:
+            cache[chapter, name] = variant(chapter, name, VARIANTS[name])
+        return cache[chapter, name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_runs_on_readers_data(runs, chapter, name):
+    """The chapter executes on the variant, every inline value is a real value, and no sentence claims a simulation truth."""
+    executed = runs(chapter, name)
+    bad = {r.expr: r.text for r in executed.inline_results
+           if r.text.strip().strip("'\"").lower() in BAD_TEXT}
+    assert not bad, f"{chapter} on {name!r}: inline values without a value: {bad}"
+    prose = " ".join(r.text for r in executed.inline_results)
+    assert "The data were simulated" not in prose
+
+
+def _loaded(executed, variable):
+    value = executed.results.get(variable)
+    return value if isinstance(value, pd.DataFrame) else None
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_intro_counts_follow_the_data(runs, name):
+    """The intro's student and school counts are those of the variant's file."""
+    executed = runs("chapters/intro.qmd", name)
+    scores = _loaded(executed, "scores")
+    assert executed.inline["count(len(scores))"] == f"{len(scores):,}"
+    assert executed.inline["count(len(by_school))"] == f"{scores['school'].nunique():,}"
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_music_names_the_variants_regions(runs, name):
+    """The music chapter counts the variant's regions, and every region it names exists in the file."""
+    executed = runs("chapters/music.qmd", name)
+    plays = _loaded(executed, "plays")
+    regions = set(plays["region"].astype(str))
+    assert executed.inline["count(len(regions))"] == f"{len(regions):,}"
+    named = set(re.findall(r"(?:Zone \d+|North America|Europe|Asia|Latin America|Oceania)",
+                           " ".join(r.text for r in executed.inline_results)))
+    assert named <= regions, named - regions
