@@ -53,7 +53,6 @@ import numpy as np
 import pandas as pd
 from scipy import interpolate, special, stats
 
-from hbm.data import GENRES
 
 __all__ = [
     "KAPPA_PRIOR",
@@ -122,6 +121,11 @@ class Intervals:
 # --------------------------------------------------------------------------- data
 
 
+def count_columns(music: pd.DataFrame, labels=("user_id", "region")) -> list[str]:
+    """The category count columns of a play-count frame: every column but the ``labels``."""
+    return [c for c in music.columns if c not in labels]
+
+
 def region_counts(music: pd.DataFrame, region: str, genre: str = "rock") -> tuple[np.ndarray, np.ndarray]:
     """Plays of ``genre`` and total plays of each user in ``region`` who has any plays.
 
@@ -132,7 +136,7 @@ def region_counts(music: pd.DataFrame, region: str, genre: str = "rock") -> tupl
     region : str
         A region label.
     genre : str
-        A genre column of :data:`hbm.data.GENRES`.
+        One of the count columns (:func:`count_columns`).
 
     Returns
     -------
@@ -145,13 +149,14 @@ def region_counts(music: pd.DataFrame, region: str, genre: str = "rock") -> tupl
     ValueError
         Unknown genre or region, or no user of the region has any plays.
     """
-    if genre not in GENRES:
-        raise ValueError(f"unknown genre {genre!r}; expected one of {', '.join(GENRES)}")
+    genres = count_columns(music)
+    if genre not in genres:
+        raise ValueError(f"unknown genre {genre!r}; expected one of {', '.join(genres)}")
     rows = music[music["region"].astype(str) == str(region)]
     if rows.empty:
         regions = ", ".join(map(str, pd.unique(music["region"].astype(str))))
         raise ValueError(f"no users in region {region!r} (regions: {regions})")
-    n = rows[list(GENRES)].to_numpy(dtype=np.int64).sum(axis=1)
+    n = rows[genres].to_numpy(dtype=np.int64).sum(axis=1)
     y = rows[genre].to_numpy(dtype=np.int64)
     keep = n > 0
     if not keep.any():
@@ -166,7 +171,7 @@ def pick_region(music: pd.DataFrame, preferred: str = "Europe") -> str:
     (the cluster intervals need two users). With no user having any play at all, returns the
     first region.
     """
-    n = music[list(GENRES)].to_numpy(dtype=np.int64).sum(axis=1)
+    n = music[count_columns(music)].to_numpy(dtype=np.int64).sum(axis=1)
     counts = music["region"].astype(str)[n > 0].value_counts(sort=False)
     if counts.get(preferred, 0) >= 2:
         return preferred
@@ -250,16 +255,19 @@ def other_regions_share(music: pd.DataFrame, region: str, genre: str = "rock") -
     return (float(np.mean(means)) if means else None), len(means)
 
 
-def regional_prior(mean: float | None, concentration: float = REGIONAL_CONCENTRATION) -> tuple[float, float]:
+def regional_prior(mean: float | None, concentration: float = REGIONAL_CONCENTRATION,
+                   fallback_mean: float | None = None) -> tuple[float, float]:
     """Beta prior ``(c m, c (1 - m))`` centred on other regions' share ``m``.
 
-    With no other region (``mean`` None) it falls back to ``m = 1 / len(GENRES)``, an even split
-    over genres. The prior standard deviation is ``sqrt(m (1 - m) / (c + 1))``. If ``c m`` or
+    With no other region (``mean`` None) it falls back to ``m = fallback_mean`` (the chapter
+    uses an even split over the genres, ``1 / K``). The prior standard deviation is ``sqrt(m (1 - m) / (c + 1))``. If ``c m`` or
     ``c (1 - m)`` would fall below 1 (a share within ``1 / c`` of 0 or 1), ``c`` is raised to
     ``max(1 / m, 1 / (1 - m))`` so that both parameters are at least 1 and the prior density
     stays bounded, as :func:`grid_posterior` needs.
     """
-    m = 1.0 / len(GENRES) if mean is None else float(mean)
+    if mean is None and fallback_mean is None:
+        raise ValueError("no other region's share to centre the prior on, and no fallback_mean")
+    m = float(fallback_mean) if mean is None else float(mean)
     if not 0.0 < m < 1.0:
         raise ValueError(f"the prior mean must lie strictly between 0 and 1, got {m}")
     if concentration <= 0:

@@ -83,7 +83,9 @@ def test_other_regions_share_and_prior():
     assert iv.regional_prior(0.25, 20) == pytest.approx((5.0, 15.0))
     alone = music_frame([("Europe", {"rock": 1})])
     assert iv.other_regions_share(alone, "Europe") == (None, 0)
-    assert iv.regional_prior(None, 20) == pytest.approx((20 / len(GENRES), 20 * (1 - 1 / len(GENRES))))
+    assert iv.regional_prior(None, 20, fallback_mean=1 / len(GENRES)) == pytest.approx((20 / len(GENRES), 20 * (1 - 1 / len(GENRES))))
+    with pytest.raises(ValueError, match="no fallback_mean"):
+        iv.regional_prior(None, 20)
     with pytest.raises(ValueError):
         iv.regional_prior(1.0)
     a, b = iv.regional_prior(0.01, 20)  # c m would be 0.2: c is raised to 100
