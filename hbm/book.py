@@ -53,7 +53,12 @@ THEME = "borrowing-strength"
 
 @alt.theme.register(THEME, enable=False)
 def _theme() -> alt.theme.ThemeConfig:
-    """The book's Altair theme: quiet axes, readable fonts, a colour-blind-safe palette."""
+    """The book's Altair theme: quiet axes, readable fonts, a colour-blind-safe palette.
+
+    Legends sit below the chart, so that a chart with a legend is no wider than one without:
+    the default width plus the axis fits the text column (about 660 px on a laptop screen;
+    tests/test_browser.py measures every chart). Legend labels are never cut short.
+    """
     return {
         "width": 560,
         "height": 320,
@@ -61,7 +66,7 @@ def _theme() -> alt.theme.ThemeConfig:
             "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
             "view": {"stroke": None},
             "axis": {"labelFontSize": 12, "titleFontSize": 13, "gridColor": "#e8e8e8", "domainColor": "#888"},
-            "legend": {"labelFontSize": 12, "titleFontSize": 13},
+            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "bottom", "labelLimit": 0},
             "header": {"labelFontSize": 12, "titleFontSize": 13},
             "title": {"fontSize": 14, "anchor": "start"},
             "range": {"category": list(PALETTE)},
@@ -102,10 +107,13 @@ def setup() -> None:
 
     PyMC's INFO log lines ("Sampling: [...]", "NUTS[nutpie]: [...]") are raised to WARNING so
     they do not appear as output in the book; the prose names each fit's sampler, and PyMC's
-    warnings still show. Charts render with :data:`CHART_TEMPLATE`, which loads nothing from
-    the network. Idempotent: calling it twice changes nothing.
+    warnings still show. Those lines come from ``pymc.sampling``; its level is set there too,
+    because importing PyMC (after this, in a chapter) resets the ``pymc`` logger to INFO.
+    Charts render with :data:`CHART_TEMPLATE`, which loads nothing from the network.
+    Idempotent: calling it twice changes nothing.
     """
-    logging.getLogger("pymc").setLevel(logging.WARNING)
+    for name in ("pymc", "pymc.sampling"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     alt.theme.enable(THEME)
     alt.renderers.enable("html", template=CHART_TEMPLATE, embed_options=EMBED_OPTIONS)
     # Charts embed their data in the page; a limit above the book's largest chart, not none.
