@@ -8,6 +8,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 KERNEL := borrowing-strength
 STAMP  := $(VENV)/.installed
+# The JavaScript the rendered book ships (Vega, Vega-Lite, vega-embed, MathJax), pinned by
+# _vendor/package-lock.json and installed with npm into _vendor/node_modules.
+VENDOR := _vendor/node_modules/.installed
 # Python for creating .venv: PYTHON=... if given, else a python3.12/3.13 that runs, else pyenv's.
 PYTHON ?= $(shell scripts/find-python)
 
@@ -29,7 +32,7 @@ help:
 	@echo "make data    regenerate the simulated CSVs in data/ (refuses to overwrite edited files)"
 	@echo "make clean   remove rendered output and caches (keeps .venv)"
 
-install: $(STAMP)
+install: $(STAMP) $(VENDOR)
 
 $(STAMP): pyproject.toml
 	@if ! { [ -x $(PY) ] && $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; }; then \
@@ -41,13 +44,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python 3 (Borrowing Strength)"
 	@touch $(STAMP)
 
-test: $(STAMP)
+$(VENDOR): _vendor/package.json _vendor/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to install the book's JavaScript (apt-get install npm)"; exit 1; }
+	npm ci --prefix _vendor --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $(VENDOR)
+
+test: $(STAMP) $(VENDOR)
 	$(PY) -m pytest
 
 # Quarto: the `quarto` on PATH, else the offline one the project's machines keep in
 # ../shared/quarto, else the quarto-cli wheel (which downloads Quarto: needs internet once).
 # Quarto renders into _render/; the post-render step publishes a complete render to _book/.
-book: $(STAMP)
+book: $(STAMP) $(VENDOR)
 	@q=$$(command -v quarto || true); \
 	if [ -z "$$q" ] && [ -x ../shared/quarto/bin/quarto ]; then q=$(CURDIR)/../shared/quarto/bin/quarto; fi; \
 	if [ -z "$$q" ]; then \

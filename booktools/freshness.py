@@ -73,6 +73,7 @@ from pathlib import Path
 import yaml
 
 from booktools import store
+from booktools.offline import make_offline
 
 __all__ = [
     "MANIFEST",
@@ -787,7 +788,8 @@ def post_render(
         Quarto's ``QUARTO_PROJECT_OUTPUT_FILES``: only chapters with an output among them are
         stored. Default, or when none of them is a chapter's page: every pending chapter.
     output_dir : str, optional
-        Quarto's ``QUARTO_PROJECT_OUTPUT_DIR`` (``_render``): stripped from ``output_files`` and
+        Quarto's ``QUARTO_PROJECT_OUTPUT_DIR`` (``_render``): stripped from ``output_files``,
+        made to read offline and from disk (:func:`booktools.offline.make_offline`), and
         published to ``_book/`` when it holds the whole book.
     out : file-like, optional
         Where the report goes (default: ``sys.stdout``).
@@ -831,6 +833,9 @@ def post_render(
               f"{len(filed)} execution(s) in {store.STORE_DIR}", file=out)
     for chapter in computational_chapters(root):
         executed_notebook(root, chapter).unlink(missing_ok=True)
+    if output_dir:
+        # The book reads offline, also from disk: fix what Quarto writes for a server (booktools.offline).
+        make_offline(root / output_dir)
     if output_dir and Path(output_dir).as_posix() != PUBLISHED:
         publish(root, output_dir, out=out)
     return 0

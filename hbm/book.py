@@ -29,6 +29,7 @@ import types
 from pathlib import Path
 
 import altair as alt
+import jinja2
 import numpy as np
 import pandas as pd
 
@@ -52,7 +53,12 @@ THEME = "borrowing-strength"
 
 @alt.theme.register(THEME, enable=False)
 def _theme() -> alt.theme.ThemeConfig:
-    """The book's Altair theme: quiet axes, readable fonts, a colour-blind-safe palette."""
+    """The book's Altair theme: quiet axes, readable fonts, a colour-blind-safe palette.
+
+    Legends sit below the chart, so that a chart with a legend is no wider than one without:
+    the default width plus the axis fits the text column (about 660 px on a laptop screen;
+    tests/test_browser.py measures every chart). Legend labels are never cut short.
+    """
     return {
         "width": 560,
         "height": 320,
@@ -60,7 +66,7 @@ def _theme() -> alt.theme.ThemeConfig:
             "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
             "view": {"stroke": None},
             "axis": {"labelFontSize": 12, "titleFontSize": 13, "gridColor": "#e8e8e8", "domainColor": "#888"},
-            "legend": {"labelFontSize": 12, "titleFontSize": 13},
+            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "bottom", "labelLimit": 0},
             "header": {"labelFontSize": 12, "titleFontSize": 13},
             "title": {"fontSize": 14, "anchor": "start"},
             "range": {"category": list(PALETTE)},
@@ -68,16 +74,47 @@ def _theme() -> alt.theme.ThemeConfig:
     }
 
 
+#: How a chart appears in the book's HTML: a ``div`` and a call of the page's ``vegaEmbed``.
+#: It loads no library itself (Altair's own templates fetch Vega from a CDN): the book ships
+#: pinned Vega, Vega-Lite and vega-embed with every page that holds a chart
+#: (``booktools/offline.lua``), so the book reads offline. A chart that fails to draw shows
+#: its error in place of the chart and in the browser's console.
+CHART_TEMPLATE = jinja2.Template(
+    """<div id="{{ output_div }}" class="book-chart"></div>
+<script type="text/javascript">
+(function (spec, embedOpt) {
+  var el = document.getElementById("{{ output_div }}");
+  function fail(err) {
+    el.innerHTML = '<div class="error" style="color:red;">Chart error: ' + (err && err.message || err) + '</div>';
+    console.error(err);
+  }
+  if (typeof vegaEmbed !== "function") {
+    fail(new Error("vegaEmbed is not loaded on this page"));
+    return;
+  }
+  vegaEmbed(el, spec, embedOpt).catch(fail);
+})({{ spec }}, {{ embed_options }});
+</script>"""
+)
+
+#: vega-embed's options: charts are drawn as SVG (sharp at any zoom, text selectable), without
+#: vega-embed's action menu (its button widens every chart by 38 px; the code is on the page).
+EMBED_OPTIONS = {"renderer": "svg", "actions": False}
+
+
 #: Caps on every sampler call in fast mode (see :func:`setup`).
 FAST_CAPS = {"draws": 150, "tune": 150, "chains": 2}
 
 
 def setup(fast: bool = False) -> None:
-    """Apply the book's theme and display options.
+    """Apply the book's theme, chart renderer and display options.
 
     PyMC's INFO log lines ("Sampling: [...]", "NUTS[nutpie]: [...]") are raised to WARNING so
     they do not appear as output in the book; the prose names each fit's sampler, and PyMC's
-    warnings still show. Idempotent: calling it twice changes nothing.
+    warnings still show. Those lines come from ``pymc.sampling``; its level is set there too,
+    because importing PyMC (after this, in a chapter) resets the ``pymc`` logger to INFO.
+    Charts render with :data:`CHART_TEMPLATE`, which loads nothing from the network.
+    Idempotent: calling it twice changes nothing.
 
     Parameters
     ----------
@@ -92,8 +129,10 @@ def setup(fast: bool = False) -> None:
     _FAST["on"] = bool(fast)
     if fast:
         _cap_samplers()
-    logging.getLogger("pymc").setLevel(logging.WARNING)
+    for name in ("pymc", "pymc.sampling"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     alt.theme.enable(THEME)
+    alt.renderers.enable("html", template=CHART_TEMPLATE, embed_options=EMBED_OPTIONS)
     # Charts embed their data in the page; a limit above the book's largest chart, not none.
     alt.data_transformers.enable("default", max_rows=50_000)
     pd.set_option("display.precision", 3)

@@ -16,6 +16,16 @@ def test_setup_enables_theme_and_options():
     assert logging.getLogger("pymc").getEffectiveLevel() == logging.WARNING
 
 
+def test_setup_keeps_pymc_sampling_quiet_after_pymc_resets_its_logger():
+    """PyMC's sampling INFO lines stay hidden even when importing PyMC after setup() resets the pymc logger."""
+    book.setup()
+    logging.getLogger("pymc").setLevel(logging.INFO)  # what `import pymc` does without root handlers
+    for name in ("pymc.sampling.mcmc", "pymc.sampling.forward"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+    book.setup()
+
+
 def test_setup_is_idempotent():
     """Calling setup() twice leaves the same state."""
     book.setup()

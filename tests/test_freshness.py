@@ -109,11 +109,16 @@ def _tree(path):
 
 
 def _copy_sources(root):
-    """hbm/*.py and booktools/*.py (the sources only) and data/ of the real project into ``root``."""
-    for package in ("hbm", "booktools"):
-        (root / package).mkdir(parents=True)
-        for src in (ROOT / package).glob("*.py"):
-            shutil.copy2(src, root / package / src.name)
+    """hbm/*.py, booktools/ (sources, filter, styles) and data/ of the real project into ``root``.
+
+    ``_vendor/`` (the book's pinned JavaScript, installed by make) is linked, not copied.
+    """
+    (root / "hbm").mkdir(parents=True)
+    for src in (ROOT / "hbm").glob("*.py"):
+        shutil.copy2(src, root / "hbm" / src.name)
+    shutil.copytree(ROOT / "booktools", root / "booktools", ignore=shutil.ignore_patterns("__pycache__"))
+    if (ROOT / "_vendor").exists():
+        (root / "_vendor").symlink_to(ROOT / "_vendor", target_is_directory=True)
     shutil.copytree(ROOT / "data", root / "data")
 
 
