@@ -59,7 +59,7 @@ book: $(STAMP) $(VENDOR)
 	@q=$$(command -v quarto || true); \
 	if [ -z "$$q" ] && [ -x ../shared/quarto/bin/quarto ]; then q=$(CURDIR)/../shared/quarto/bin/quarto; fi; \
 	if [ -z "$$q" ]; then \
-	  $(PY) -m pip install --quiet -e '.[dev,book]' && q=$(CURDIR)/$(VENV)/bin/quarto; \
+	  $(PY) -m pip install --quiet -e '.[dev,quarto]' && q=$(CURDIR)/$(VENV)/bin/quarto; \
 	fi; \
 	echo "Rendering with $$q"; "$$q" render
 

@@ -33,6 +33,8 @@ import jinja2
 import numpy as np
 import pandas as pd
 
+from hbm._text import Text
+
 #: The book's seed. Every random call passes it (or a value derived from it) explicitly.
 SEED = 20261121
 
@@ -177,15 +179,9 @@ def _cap_samplers() -> None:
     bambi.Model.fit = _capped(bambi.Model.fit)
 
 
-class Inline(str):
-    """A string that displays without quotes, for inline ```{python} expr``` results.
-
-    IPython shows a ``str`` as its ``repr`` (with quotes); Quarto versions differ in whether
-    they strip them. An ``Inline`` displays as its plain text everywhere.
-    """
-
-    def __repr__(self) -> str:
-        return str(self)
+#: A string that displays without quotes, for inline ```{python} expr``` results (IPython shows
+#: a ``str`` with quotes). The statistics library's :class:`hbm._text.Text`, under the book's name.
+Inline = Text
 
 
 def fmt(x: float, spec: str = ".2f") -> Inline:

@@ -14,7 +14,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
-from hbm.book import Inline
+from hbm._text import Text
 
 MAX_RHAT = 1.01
 MIN_ESS_PER_CHAIN = 100
@@ -58,10 +58,10 @@ class Diagnostics:
         return not self.failures
 
     @property
-    def message(self) -> Inline:
+    def message(self) -> Text:
         """One sentence for the prose: what was run and whether every check passed.
 
-        An :class:`hbm.book.Inline` string, so an inline expression shows it without quotes.
+        A :class:`hbm._text.Text`, so an inline expression shows it without quotes.
         """
         head = (
             f"{self.chains} chains of {self.draws} draws with {self.sampler}: "
@@ -69,9 +69,9 @@ class Diagnostics:
             f"min bulk ESS {self.min_ess_bulk:.0f}, min tail ESS {self.min_ess_tail:.0f}"
         )
         if self.ok:
-            return Inline(head + "; all checks pass.")
-        return Inline(head + "; **diagnostics failed** (" + "; ".join(self.failures)
-                      + "): do not trust this fit as is.")
+            return Text(head + "; all checks pass.")
+        return Text(head + "; diagnostics failed (" + "; ".join(self.failures)
+                    + "): do not trust this fit as it stands.")
 
     def row(self, name: str) -> dict:
         """A one-line summary for a comparison table of several fits."""

@@ -1,0 +1,43 @@
+"""The three layers import in one direction: statistics library <- book helpers <- build tools.
+
+The statistics library (``hbm.pooling``, ``hbm.eb``, ...) needs NumPy, SciPy and pandas (ArviZ
+and xarray where a function takes a fit) and never imports the book's helpers, plotting or the
+build tools; the book's helpers never import the build tools. Each module is imported in a
+fresh interpreter, so one test's imports cannot hide another's.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LIBRARY = ["hbm.pooling", "hbm.eb", "hbm.metrics", "hbm.schools", "hbm.posterior", "hbm.diagnostics",
+           "hbm.intervals"]
+BOOK = ["hbm.book", "hbm.data", "hbm.simulate", "hbm.music", "hbm.creators", "hbm.scale"]
+NOT_IN_LIBRARY = ("hbm.book", "hbm.data", "hbm.simulate", "hbm.music", "hbm.creators", "hbm.scale",
+                  "altair", "bambi", "pymc", "nutpie", "dask", "booktools", "jupyter_cache", "nbclient")
+
+
+def _imported(module: str) -> set[str]:
+    code = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("module", LIBRARY)
+def test_library_imports_no_book_and_no_tools(module):
+    """A statistics module imports neither the book's helpers, plotting, samplers nor the build tools."""
+    found = {name for name in _imported(module) if name.split(".")[0] in {n.split(".")[0] for n in NOT_IN_LIBRARY}
+             and any(name == n or name.startswith(n + ".") for n in NOT_IN_LIBRARY)}
+    assert not found, f"{module} imports {sorted(found)}"
+
+
+@pytest.mark.parametrize("module", BOOK)
+def test_book_helpers_import_no_build_tools(module):
+    """A book helper never imports the build tools (booktools, jupyter-cache, nbclient)."""
+    found = {name for name in _imported(module) if name.split(".")[0] in ("booktools", "jupyter_cache", "nbclient")}
+    assert not found, f"{module} imports {sorted(found)}"
