@@ -285,3 +285,9 @@ def load_results(path) -> dict:
     with open(path, "rb") as fh:
         raw = pickle.load(fh)
     return {name: pickle.loads(blob) for name, blob in raw.items()}
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> Inline:
+    """``plural(1, "genre") -> 1 genre``, ``plural(5, "genre") -> 5 genres`` (thousands separated)."""
+    word = noun if int(n) == 1 else (nouns or noun + "s")
+    return Inline(f"{int(n):,} {word}")

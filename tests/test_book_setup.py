@@ -44,3 +44,13 @@ def test_inline_strings_display_without_quotes():
 def test_fmt_uses_a_true_minus_sign():
     """Negative numbers use the typographic minus, not a hyphen."""
     assert book.fmt(-1.5, ".1f") == "\u22121.5"
+
+
+def test_plural_agrees_with_the_count():
+    """plural() writes the singular for one and the plural otherwise, with thousands separators."""
+    from hbm.book import plural
+
+    assert plural(1, "genre") == "1 genre"
+    assert plural(5, "genre") == "5 genres"
+    assert plural(1200, "study", "studies") == "1,200 studies"
+    assert repr(plural(2, "user")) == "2 users"
