@@ -14,6 +14,7 @@ import pytest
 
 from booktools import checks as quarto
 from booktools.execute import execute_chapter, read_chapter
+from tests.variants import VARIANTS
 
 CHAPTER = "chapters/creators.qmd"
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,18 +202,7 @@ def _reader_copy(tmp_path):
 
 def test_runs_on_readers_data_without_truth(variant):
     """On a reader's CSV (perturbed, so the truth file no longer belongs to it) the chapter runs and says no truth is available."""
-
-    def edit(data):
-        csv = data / "creator_experiments.csv"
-        lines = csv.read_text(encoding="utf-8").splitlines()
-        k = lines[0].split(",").index("effect")
-        for i in range(1, len(lines), 7):  # nudge every 7th effect: a different file, same schema
-            cells = lines[i].split(",")
-            cells[k] = f"{float(cells[k]) + 0.01:.6f}"
-            lines[i] = ",".join(cells)
-        csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    executed = variant(CHAPTER, "no-truth", edit)
+    executed = variant(CHAPTER, "no-truth", VARIANTS["no-truth"])
     assert executed.inline["truth_note"].startswith("No simulation truth is available for this data file")
     assert executed.inline['na_fmt(overall.loc["Partial pooling", "mse"], ".3f")'] == "n/a"
     outputs = str([c.get("outputs") for c in executed.notebook.cells])

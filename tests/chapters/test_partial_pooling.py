@@ -9,6 +9,7 @@ import pytest
 from booktools import checks as quarto
 from hbm.data import load_schools
 from booktools.execute import execute_chapter
+from tests.variants import VARIANTS
 
 NAME = "chapters/partial-pooling.qmd"
 
@@ -171,15 +172,7 @@ def test_inline_counts_come_from_the_data(ch, root):
 
 def test_runs_without_simulation_truth(variant):
     """On a CSV whose truth file no longer matches, the chapter runs and says no truth is available."""
-
-    def edit(data):
-        csv = data / "schools.csv"
-        lines = csv.read_text(encoding="utf-8").splitlines()
-        student, school, score = lines[1].split(",")
-        lines[1] = f"{student},{school},{float(score) + 0.1:.1f}"
-        csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    executed = variant(NAME, "no-truth", edit)
+    executed = variant(NAME, "no-truth", VARIANTS["no-truth"])
     assert executed.inline["recovery"].startswith("No simulation truth is available for this data file")
 
 
