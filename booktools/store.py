@@ -17,6 +17,7 @@ changed re-executes nothing. The store lives in :data:`STORE_DIR` (``.cache/exec
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -182,7 +183,7 @@ def project_fingerprint(root: Path, chapter: str, project: Path | None = None) -
 
 
 def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | None = None,
-           timeout: int = 1800, parameters: dict | None = None) -> StoredChapter:
+           timeout: int = 1800, parameters: dict | None = None, lock=None) -> StoredChapter:
     """The stored execution of ``chapter``, executing it first if the store lacks it.
 
     Parameters
@@ -200,6 +201,9 @@ def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | 
         Seconds allowed per cell.
     parameters : dict, optional
         Values for the chapter's parameters cell (``{"fast": True}``); part of the key.
+    lock : threading.Lock, optional
+        Held while the store is read or written, when several threads run chapters at once
+        (the execution itself runs outside it).
 
     Raises
     ------
@@ -216,7 +220,9 @@ def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | 
     if parameters:
         fp["parameters"] = {k: repr(v) for k, v in sorted(parameters.items())}
     key = fingerprint_key(fp)
-    found = get(root, uri, key)
+    lock = lock if lock is not None else contextlib.nullcontext()
+    with lock:
+        found = get(root, uri, key)
     if found is not None:
         return found
     results = project / results_path(Path(chapter).stem)
@@ -226,6 +232,7 @@ def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | 
         raise ChapterFailed(executed.error)
     if not results.exists():
         raise ChapterFailed(f"{chapter}: ran, but saved no results (it must end with a save_results cell)")
-    remove(root, uri)  # older fingerprints of the same execution
-    put(root, uri, key, executed.notebook, results, executed.seconds)
-    return get(root, uri, key)
+    with lock:
+        remove(root, uri)  # older fingerprints of the same execution
+        put(root, uri, key, executed.notebook, results, executed.seconds)
+        return get(root, uri, key)

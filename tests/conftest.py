@@ -11,6 +11,8 @@ from there. Where no Quarto exists, chapters missing from the store are executed
 import os
 import shutil
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,25 +82,72 @@ def chapter(book):
     return get
 
 
-@pytest.fixture(scope="session")
-def variant(tmp_path_factory):
-    """``variant(chapter, name, edit)``: the chapter executed on an edited copy of ``data/``.
+#: Own-data variant runs at once: two kernels keep both cores busy (most of a chapter's time
+#: is single-threaded compilation), alongside the render and the unit tests.
+VARIANT_WORKERS = int(os.environ.get("HBM_VARIANT_WORKERS", "2"))
 
-    ``edit(data_dir)`` changes the copy (replace a CSV, delete a truth file). The chapter runs
-    with its ``fast`` parameter on (few draws and replications: see :func:`hbm.book.setup`). The execution is
-    kept in the store under ``chapter#name`` and the copy's fingerprint, so it runs once and
-    again only when the chapter, the edit's result, ``hbm`` or the stack changed. Returns the
-    :class:`booktools.store.StoredChapter`, or raises :class:`booktools.store.ChapterFailed`.
-    """
 
-    def run(chapter: str, name: str, edit, fast: bool = True):
-        project = tmp_path_factory.mktemp(name)
+class _Variants:
+    """Own-data variant runs, executed in the background and read from the store."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp = tmp_path_factory
+        self.pool = ThreadPoolExecutor(max_workers=VARIANT_WORKERS, thread_name_prefix="variant")
+        self.futures = {}
+        self.lock = threading.Lock()
+
+    def _run(self, chapter, name, edit, fast):
+        project = self.tmp.mktemp(name)
         shutil.copytree(ROOT / "data", project / "data")
         (project / "chapters").mkdir()
         shutil.copy(ROOT / chapter, project / chapter)
         shutil.copy(ROOT / "_quarto.yml", project / "_quarto.yml")
         edit(project / "data")
         return store.ensure(ROOT, chapter, project=project, uri=f"{chapter}#{name}",
-                            parameters={"fast": True} if fast else None)
+                            parameters={"fast": True} if fast else None, lock=self.lock)
+
+    def submit(self, chapter, name, edit, fast=True):
+        key = (chapter, name, fast)
+        with self.lock:
+            if key not in self.futures:
+                self.futures[key] = self.pool.submit(self._run, chapter, name, edit, fast)
+            return self.futures[key]
+
+
+@pytest.fixture(scope="session")
+def variants(tmp_path_factory):
+    """The session's own-data runs; every chapter x variant of tests/variants.py starts at once."""
+    from booktools.freshness import computational_chapters
+    from tests.variants import VARIANTS
+
+    runner = _Variants(tmp_path_factory)
+    for name, edit in VARIANTS.items():
+        for chapter in computational_chapters(ROOT):
+            runner.submit(chapter, name, edit)
+    yield runner
+    runner.pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_variants(request):
+    """Start the own-data runs at the beginning of a session that collected tests using them."""
+    if any("variant" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("variants")
+
+
+@pytest.fixture(scope="session")
+def variant(variants):
+    """``variant(chapter, name, edit)``: the chapter executed on an edited copy of ``data/``.
+
+    ``edit(data_dir)`` changes the copy (replace a CSV, delete a truth file). The chapter runs
+    with its ``fast`` parameter on (few draws and replications: see :func:`hbm.book.setup`).
+    The execution is kept in the store under ``chapter#name`` and the copy's fingerprint, so it
+    runs once and again only when the chapter, the edit's result, ``hbm`` or the stack changed.
+    Returns the :class:`booktools.store.StoredChapter`, or raises
+    :class:`booktools.store.ChapterFailed`.
+    """
+
+    def run(chapter: str, name: str, edit, fast: bool = True):
+        return variants.submit(chapter, name, edit, fast).result()
 
     return run
