@@ -97,7 +97,8 @@ class _Variants:
         self.lock = threading.Lock()
 
     def _run(self, chapter, name, edit, fast):
-        project = self.tmp.mktemp(name)
+        with self.lock:  # pytest's mktemp is not thread-safe
+            project = self.tmp.mktemp(name)
         shutil.copytree(ROOT / "data", project / "data")
         (project / "chapters").mkdir()
         shutil.copy(ROOT / chapter, project / chapter)
