@@ -195,8 +195,12 @@ def pct(x: float, digits: int = 0) -> Inline:
 
 
 def count(n: int) -> Inline:
-    """Format a count with thousands separators: ``count(1200000) -> 1,200,000``."""
-    return Inline(f"{int(n):,}")
+    """Format a count with thousands separators: ``count(1200000) -> 1,200,000``.
+
+    A float (an effective sample size) is rounded to the nearest whole number, as tables
+    round it (:meth:`hbm.diagnostics.Diagnostics.row`), so prose and tables agree.
+    """
+    return Inline(f"{round(float(n)):,}")
 
 
 #: Where :func:`save_results` writes, relative to the kernel's working directory (the project

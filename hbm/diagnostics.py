@@ -78,8 +78,8 @@ class Diagnostics:
         return {
             "fit": name, "sampler": self.sampler, "chains x draws": f"{self.chains} x {self.draws}",
             "divergences": self.divergences,
-            "max R-hat": round(self.max_rhat, 3), "min bulk ESS": int(self.min_ess_bulk),
-            "min tail ESS": int(self.min_ess_tail), "checks": "pass" if self.ok else "FAIL",
+            "max R-hat": round(self.max_rhat, 3), "min bulk ESS": round(self.min_ess_bulk),
+            "min tail ESS": round(self.min_ess_tail), "checks": "pass" if self.ok else "FAIL",
         }
 
 

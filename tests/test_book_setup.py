@@ -54,3 +54,11 @@ def test_plural_agrees_with_the_count():
     assert plural(5, "genre") == "5 genres"
     assert plural(1200, "study", "studies") == "1,200 studies"
     assert repr(plural(2, "user")) == "2 users"
+
+
+def test_count_rounds_like_the_tables():
+    """count() rounds an effective sample size to the nearest whole number, as the diagnostics table does."""
+    from hbm.book import count
+
+    assert count(495.6) == "496" and count(495.4) == "495" and count(1_200_000) == "1,200,000"
+    assert count(495.6) == f"{round(495.6):,}"
