@@ -1,30 +1,33 @@
 """Re-execute exactly the chapters whose inputs changed since they were last rendered.
 
-Quarto's freeze (``execute: freeze: auto``) and its Jupyter cache (``execute: cache: true``)
-key on a chapter's source alone, so after a reader swaps a CSV in ``data/`` or edits an ``hbm``
-module a re-render would show the old numbers. This module closes that gap.
+Quarto's freeze (``execute: freeze: auto``) keys on a chapter's source alone, so after a reader
+swaps a CSV in ``data/`` or edits an ``hbm`` module a re-render would show the old numbers.
+This module closes that gap, files what Quarto executed, and publishes only complete renders.
 
 * **Inputs.** Each computational chapter's inputs (the data files it reads through
   :mod:`hbm.data` and the ``hbm`` modules it imports, transitively) are *recorded by executing
   it*: :data:`hbm.data.READ_LOG` lists every file the loaders read and ``sys.modules`` every
-  ``hbm`` module imported, read from the chapter's live kernel by :func:`chapter_inputs`. They
-  are kept in the committed manifest :data:`MANIFEST` (``chapters/_inputs.yml``), written by
-  ``python -m booktools.freshness record`` and checked against a real execution of every chapter by
-  ``tests/test_freshness.py``. A chapter missing from the manifest counts every data file and
-  every ``hbm`` module as its input, so it is never left stale.
+  ``hbm`` module imported, read from the chapter's live kernel (``record``) or from the results
+  its last cell saved (the store), by :func:`chapter_inputs`. They are kept in the committed
+  manifest :data:`MANIFEST` (``chapters/_inputs.yml``), written by
+  ``python -m booktools.freshness record`` and checked against the last execution of every
+  chapter by ``tests/test_freshness.py``. A chapter missing from the manifest counts every data
+  file and every ``hbm`` module as its input, so it is never left stale.
 * **Fingerprints.** A chapter's fingerprint is the SHA-256 of its ``.qmd`` and of each input
   file, plus the versions of the pinned stack (:data:`STACK`) and of Python. The fingerprints of
-  the last successful render live in :data:`FINGERPRINTS` (``_freeze/.fingerprints.json``):
-  beside the frozen results they vouch for, outside git, and gone when ``_freeze/`` is removed,
-  in which case every chapter counts as new.
-* **Pre-render** (:func:`pre_render`, run by Quarto through ``scripts/pre_render.py``): compare
-  the fingerprints of the chapters being rendered with the stored ones, validate the CSVs the
-  stale chapters read with their :mod:`hbm.data` loaders (a bad file stops the render before
-  anything is deleted or executed), print one line per stale chapter saying why, delete exactly
-  those chapters' ``_freeze/`` entries and Jupyter-cache entries, and keep the new fingerprints
-  as pending (:data:`PENDING`).
+  the last successful render live in :data:`FINGERPRINTS` (``_freeze/.fingerprints.json``); a
+  chapter is also stale when the store of executed chapters (:mod:`booktools.store`) lacks its
+  execution under the current fingerprint.
+* **Pre-render** (:func:`pre_render`, run by Quarto through ``scripts/pre_render.py``): validate
+  every data file the book reads with its :mod:`hbm.data` loader (a bad file stops the render
+  before anything is deleted or executed), print one line per stale chapter saying why, delete
+  exactly those chapters' ``_freeze/`` entries and store records, and keep the new
+  fingerprints and the stale chapters as pending (:data:`PENDING`, :data:`PENDING_STALE`).
 * **Post-render** (:func:`post_render`, ``scripts/post_render.py``): Quarto runs it only after
-  a successful render; it stores the pending fingerprints of the chapters that were rendered.
+  a successful render. It files the notebooks Quarto executed (``keep-ipynb``) and the results
+  they saved in the store, stores their fingerprints, makes the render read offline
+  (:mod:`booktools.offline`) and copies it from :data:`RENDER_DIR` to :data:`PUBLISHED` when it
+  holds every page (:func:`publish`), so a failed render leaves the last good book in place.
 
 Documented Quarto behaviour relied on (Quarto >= 1.4; source files of quarto-cli named)
 ------------------------------------------------------------------------------------------
@@ -44,15 +47,10 @@ Documented Quarto behaviour relied on (Quarto >= 1.4; source files of quarto-cli
   ``src/command/render/freeze.ts`` drops the ``_files`` suffix); Quarto keeps a hidden copy with
   the same layout under ``.quarto/_freeze/``. A frozen result is used when its stored hash of
   the source matches, so deleting the folder forces execution.
-* The Jupyter cache: Quarto's ``notebook.py`` changes into the directory of the intermediate
-  notebook (``<dir>/<stem>.quarto_ipynb``, ``<stem>.ipynb`` before Quarto 1.5, with ``_1``,
-  ``_2``... suffixes when a stale one is in the way) and opens
-  ``jupyter_cache.get_cache(os.getenv("JUPYTERCACHE", ".jupyter_cache"))``, so the cache of
-  ``chapters/music.qmd`` is ``chapters/.jupyter_cache``. It stores the executed notebook with
-  ``cache_notebook_file(path=Path(<intermediate file name>))``: the record's ``uri`` is that
-  bare file name, and its ``hashkey`` is the MD5 of the code cells and kernelspec only
-  (``create_hashed_notebook``), which is why changed data never misses the cache. So a
-  chapter's entries are found by ``uri``, and removed with ``remove_cache``.
+* Quarto 1.7 writes the executed notebook of ``<dir>/<stem>.qmd`` to
+  ``<dir>/<stem>.quarto_ipynb`` (inline values in each markdown cell's ``user_expressions``)
+  and, with ``keep-ipynb``, deletes it only when the project render ends, after post-render
+  (``cleanupFileInformationCache`` in ``src/project/project-shared.ts``).
 """
 
 from __future__ import annotations
