@@ -67,7 +67,7 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 data: $(STAMP)
-	$(PY) -m hbm.simulate --out data
+	$(PY) -m hbm.book.simulate --out data
 
 clean:
 	rm -rf _book _render _freeze .quarto .jupyter_cache chapters/.jupyter_cache chapters/*.quarto_ipynb .cache .pytest_cache

@@ -3,8 +3,8 @@
 The recipe writes every level non-centered and samples with PyMC's own NUTS (its defaults:
 target_accept 0.8). The fast version centers the genre level, integrates the creators out,
 samples with nutpie (target_accept 0.9) and draws each creator's effect from its exact
-conditional posterior (hbm.creators). Every version takes 4 chains of 1,000 draws after 1,000
-tuning steps on data/creator_experiments.csv, seeded with hbm.book.SEED.
+conditional posterior (hbm.book.creators). Every version takes 4 chains of 1,000 draws after 1,000
+tuning steps on data/creator_experiments.csv, seeded with hbm.book.common.SEED.
 
 ESS is the minimum bulk ESS over the same quantities for every version: mu_global,
 sigma_genre, sigma_creator, the genre means and all creators' effects tau. ESS per second uses
@@ -33,7 +33,7 @@ DRAWS, TUNE, CHAINS = 1000, 1000, 4
 def _row(version, sampler, fit, compile_s, sampling_s, var_names="model"):
     """One table row; ESS over the model's quantities (with ``tau``), or all parameters (None)."""
     from hbm import diagnostics
-    from hbm.creators import HYPERPARAMETERS
+    from hbm.book.creators import HYPERPARAMETERS
 
     if var_names == "model":
         var_names = [*HYPERPARAMETERS, "tau"]
@@ -54,7 +54,7 @@ def _pymc(df, parameterization, sampler, target_accept, seed):
     """Fit one parameterization with pm.sample; return (fit, compile s, sampling s)."""
     import pymc as pm
 
-    from hbm.creators import build_model
+    from hbm.book.creators import build_model
 
     start = time.perf_counter()
     fit = pm.sample(model=build_model(df, parameterization), draws=DRAWS, tune=TUNE, chains=CHAINS,
@@ -90,9 +90,9 @@ def _bambi(df, default, seed):
 def run() -> pd.DataFrame:
     import nutpie
 
-    from hbm.book import SEED
-    from hbm.creators import add_creator_draws, build_model
-    from hbm.data import load_creators
+    from hbm.book.common import SEED
+    from hbm.book.creators import add_creator_draws, build_model
+    from hbm.book.data import load_creators
 
     df = load_creators(ROOT / "data" / "creator_experiments.csv")
     rows = []

@@ -1,16 +1,16 @@
 """Empirical Bayes at 1 and 10 million users on Dask: time of each step, peak memory, users per second.
 
-For each size, a play-event log is simulated once (``hbm.scale.write_play_log``: about 21
+For each size, a play-event log is simulated once (``hbm.book.scale.write_play_log``: about 21
 plays a user, partitioned by time into one zstd Parquet file per 250,000 users simulated, each
 file holding plays of nearly every user) and cached under ``bench/results/scratch/``, keyed
 by its parameters; generating it is not part of the job's time. The EB job then runs on a
-local Dask cluster of one worker process with two threads (``hbm.scale.run_eb``): count the
+local Dask cluster of one worker process with two threads (``hbm.book.scale.run_eb``): count the
 events per user and genre (a reduction across files), the regional sufficient statistics,
 the regional Dirichlet priors, and every user's posterior (means of all five genres and a
 95% equal-tailed interval of the Pop share, float64) written to Parquet.
 
 Memory is the exact peak resident memory (Linux ``VmHWM``, reset at the start of the job) of
-the client process and of the worker process (``hbm.scale.ClusterPeaks``), next to the size
+the client process and of the worker process (``hbm.book.scale.ClusterPeaks``), next to the size
 of the per-user counts the workers hold. The largest size is run a second time on two
 single-threaded worker processes, where the partial counts travel between processes over
 TCP as they would between machines.
@@ -26,7 +26,7 @@ machine may be shared, and a busy moment only slows a run down.
 Every size checks its posteriors against the closed form computed in NumPy/SciPy from the
 simulation's own counts for 10,000 random users (column ``max error vs closed form``).
 
-For contrast, the full hierarchical Bayes model of the regional chapter (``hbm.music``) is
+For contrast, the full hierarchical Bayes model of the regional chapter (``hbm.book.music``) is
 fitted with nutpie to 5,000 users taken from the smallest size's run.
 
 ``HBM_EB_BENCH_USERS=200000,1000000 HBM_EB_BENCH_FB_USERS=0 python bench/run.py eb_scaling``
@@ -48,12 +48,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import special
 
-from hbm import scale
-from hbm.book import SEED
-from hbm.data import GENRES
+from hbm.book import scale
+from hbm.book.common import SEED
+from hbm.book.data import GENRES
 
 TITLE = ("Empirical Bayes at scale on Dask: wall time of each step, peak memory of client and "
-         "workers and users per second of the EB job (hbm.scale), the same counting by DuckDB "
+         "workers and users per second of the EB job (hbm.book.scale), the same counting by DuckDB "
          "in one process, and the full Bayes model on 5,000 users")
 
 SIZES = tuple(int(s) for s in os.environ.get("HBM_EB_BENCH_USERS", "1000000,10000000").split(","))
@@ -100,7 +100,7 @@ def closed_form_error(log: scale.PlayLog, run: scale.ScaleRun) -> float:
     """Largest absolute difference between written posteriors and the closed form, on 10,000 users.
 
     The users are drawn from the first simulation chunk; their counts come from the
-    simulation itself (``hbm.scale.simulate_chunk``), not from the job's counting, and the
+    simulation itself (``hbm.book.scale.simulate_chunk``), not from the job's counting, and the
     closed form is ``a / sum(a)`` and ``betaincinv(a_pop, sum(a) - a_pop, q)`` with
     ``a = alpha_r + x_i``.
     """
@@ -220,7 +220,7 @@ def eb_rows(n_users: int, client) -> tuple[list[dict], pd.DataFrame | None, tupl
     """Run the EB job on the cached log of ``n_users`` users, then DuckDB on its files."""
     log = cached_log(n_users, client)
     sample_users = FULL_BAYES_USERS if n_users == min(SIZES) else 0
-    row, sample = best_job_row("Empirical Bayes (hbm.scale, Dask: {workers} worker process, {threads} threads)",
+    row, sample = best_job_row("Empirical Bayes (hbm.book.scale, Dask: {workers} worker process, {threads} threads)",
                                log, client, SCRATCH / f"eb-out-n{n_users}", sample_users)
     duck = min((duckdb_counts(log, row) for _ in range(REPEATS)), key=lambda r: r["total s"])
     print(duck, flush=True)
@@ -239,7 +239,8 @@ def two_process_row(n_users: int) -> dict:
 
 def full_bayes_row(sample: pd.DataFrame, regions) -> dict:
     """Fit the regional chapter's full Bayes model to the sampled users; time and memory."""
-    from hbm import diagnostics, music
+    from hbm import diagnostics
+    from hbm.book import music
 
     plays = pd.DataFrame({
         "user_id": [f"u{i}" for i in sample["user_id"]],
@@ -253,7 +254,7 @@ def full_bayes_row(sample: pd.DataFrame, regions) -> dict:
         seconds = time.perf_counter() - start
     check = diagnostics.check(fit)
     return {
-        "method": f"Full Bayes (hbm.music three-level model, {check.sampler})",
+        "method": f"Full Bayes (hbm.book.music three-level model, {check.sampler})",
         "engine": check.sampler,
         "users": len(plays),
         "events": int(sample[list(GENRES)].to_numpy().sum()),

@@ -1,6 +1,6 @@
 -- Ship Vega, Vega-Lite and vega-embed with every page that holds an Altair chart, so that the
 -- book reads offline (also opened from disk). The chapters' charts are drawn by the template
--- that hbm.book.setup() gives Altair, which calls the page's vegaEmbed and loads nothing itself.
+-- that hbm.book.common.setup() gives Altair, which calls the page's vegaEmbed and loads nothing itself.
 -- Quarto copies these files into site_libs/ and links them with paths relative to each page.
 -- The bundles are the pinned npm packages in _vendor/ (installed by `make`; see the Makefile).
 

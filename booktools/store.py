@@ -3,7 +3,7 @@
 Quarto's own ``execute: cache: true`` refuses inline expressions, which the book needs, so
 jupyter-cache plays another role here: it keeps every executed chapter (the executed notebook,
 with its inline values in Quarto's ``user_expressions`` layout, and the named results the
-chapter's last cell pickled with :func:`hbm.book.save_results`) under the chapter's full
+chapter's last cell pickled with :func:`hbm.book.common.save_results`) under the chapter's full
 fingerprint (:func:`booktools.freshness.fingerprint`: its ``.qmd``, data files, ``hbm`` modules
 and stack versions). Two writers fill it:
 
@@ -126,7 +126,7 @@ def has(root: Path, chapter: str, key: str) -> bool:
 
 def get(root: Path, chapter: str, key: str) -> StoredChapter | None:
     """The stored execution of ``chapter`` with fingerprint ``key``, or ``None``."""
-    from hbm.book import load_results
+    from hbm.book.common import load_results
 
     for record in _records(root, chapter):
         if record.data.get("key") != key:
@@ -211,7 +211,7 @@ def ensure(root: Path, chapter: str, *, project: Path | None = None, uri: str | 
         The chapter raised; nothing is stored.
     """
     from booktools.execute import execute_chapter
-    from hbm.book import results_path
+    from hbm.book.common import results_path
 
     root = Path(root)
     project = Path(project) if project is not None else root

@@ -1,14 +1,18 @@
-"""Helpers for *Borrowing Strength*, a book of hierarchical Bayesian models in Python.
+"""Statistics for *Borrowing Strength*, a book of hierarchical Bayesian models in Python.
 
-Modules
--------
-hbm.book       shared chapter setup (seed, Altair theme, display options, number formatting)
-hbm.data       schema-checked loaders for every CSV under ``data/`` (raise ``DataError``)
-hbm.simulate   data with known truth; ``python -m hbm.simulate`` writes ``data/``
-hbm.pooling    no-pooling and complete-pooling baselines with 95% intervals
-hbm.eb         empirical Bayes: normal-normal, beta-binomial, Dirichlet-multinomial
-hbm.metrics    MSE, interval coverage and width, shrinkage, stratified by sample size
+``hbm`` is a small statistics library (NumPy, SciPy, pandas; ArviZ where a function takes a
+fit). It never imports the book's helpers, plotting or samplers:
 
+hbm.pooling       no-pooling and complete-pooling baselines with 95% intervals
+hbm.eb            empirical Bayes: normal-normal, beta-binomial, Dirichlet-multinomial
+hbm.metrics       MSE, interval coverage and width, shrinkage, stratified by sample size
+hbm.schools       Rubin's eight schools: the exact marginal posterior of tau by quadrature
+hbm.posterior     equal-tailed summaries of posterior draws, paired by label
+hbm.diagnostics   sampler diagnostics (divergences, R-hat, ESS, tree depth, E-BFMI) with a verdict
+hbm.intervals     credible and confidence intervals, and their coverage
+
+The book's own helpers (data schemas and loaders, simulators, formatting, theme, each
+chapter's model) live in :mod:`hbm.book` and need ``pip install hbm[book]``.
 """
 
 __version__ = "0.1.0"

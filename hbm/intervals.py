@@ -1,6 +1,6 @@
 r"""Confidence and credible intervals for one genre's share in one region, and their coverage.
 
-The estimand is a regional profile parameter of the music model (:func:`hbm.simulate.music`):
+The estimand is a regional profile parameter of the music model (:func:`hbm.book.simulate.music`):
 for region :math:`r` and genre :math:`g`,
 
 .. math::
@@ -132,7 +132,7 @@ def region_counts(music: pd.DataFrame, region: str, genre: str = "rock") -> tupl
     Parameters
     ----------
     music : pandas.DataFrame
-        A frame from :func:`hbm.data.load_music`.
+        A frame from :func:`hbm.book.data.load_music`.
     region : str
         A region label.
     genre : str
@@ -187,7 +187,7 @@ def simulation_parameters(truth: dict | None, y, n, region: str,
     Parameters
     ----------
     truth : dict or None
-        From :func:`hbm.data.load_truth` (the structure of :func:`hbm.simulate.music`).
+        From :func:`hbm.book.data.load_truth` (the structure of :func:`hbm.book.simulate.music`).
     y, n : array-like
         The region's plays of the genre and total plays (for the fallback).
     region, genre : str
@@ -228,7 +228,7 @@ def other_regions_share(music: pd.DataFrame, region: str, genre: str = "rock") -
     Parameters
     ----------
     music : pandas.DataFrame
-        A frame from :func:`hbm.data.load_music`.
+        A frame from :func:`hbm.book.data.load_music`.
     region : str
         The region left out.
     genre : str
@@ -665,7 +665,7 @@ def simulate_successes(p, kappa, totals, *, rng, n_reps: int | None = None) -> n
 
     :math:`\theta_i \sim \mathrm{Beta}(\kappa p, \kappa(1-p))`,
     :math:`y_i \sim \mathrm{Binomial}(n_i, \theta_i)`: exactly the marginal of one genre in
-    :func:`hbm.simulate.music` (a Dirichlet's coordinate is a Beta, a multinomial's a
+    :func:`hbm.book.simulate.music` (a Dirichlet's coordinate is a Beta, a multinomial's a
     binomial).
 
     Parameters

@@ -141,7 +141,7 @@ def variant(variants):
     """``variant(chapter, name, edit)``: the chapter executed on an edited copy of ``data/``.
 
     ``edit(data_dir)`` changes the copy (replace a CSV, delete a truth file). The chapter runs
-    with its ``fast`` parameter on (few draws and replications: see :func:`hbm.book.setup`).
+    with its ``fast`` parameter on (few draws and replications: see :func:`hbm.book.common.setup`).
     The execution is kept in the store under ``chapter#name`` and the copy's fingerprint, so it
     runs once and again only when the chapter, the edit's result, ``hbm`` or the stack changed.
     Returns the :class:`booktools.store.StoredChapter`, or raises

@@ -301,7 +301,7 @@ def test_pages_draw_offline_within_the_column(pages, browser):
         problems += found_problems
         charts += len(found["charts"])
     seconds = time.perf_counter() - seconds
-    assert charts > 0, "no chart found in any page: is the chart template in hbm.book.setup() in use?"
+    assert charts > 0, "no chart found in any page: is the chart template in hbm.book.common.setup() in use?"
     assert not problems, f"{len(problems)} problem(s) in {len(pages)} pages ({seconds:.0f} s):\n" + "\n".join(problems)
 
 
@@ -310,7 +310,7 @@ def test_measuring_finds_each_kind_of_problem(pages, browser, tmp_path):
     import altair as alt
     import pandas as pd
 
-    from hbm import book
+    from hbm.book import common as book
 
     book.setup()
     data = pd.DataFrame({"x": [1, 2, 3], "y": [3, 1, 2]})

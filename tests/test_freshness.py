@@ -22,7 +22,7 @@ from booktools import checks as quarto
 from booktools import freshness, store
 from booktools.freshness import ChapterInputs
 from booktools.render import find_quarto, render
-from hbm.book import save_results
+from hbm.book.common import save_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,15 +32,15 @@ STACK = {"python": "3.12.1", "pymc": "6.4.0", "numpy": "2.5.5", "hbm": "0.1.0"}
 MANIFEST = {
     "chapters/schools.qmd": ChapterInputs(
         ("data/schools.csv", "data/schools.truth.json"),
-        ("hbm/__init__.py", "hbm/book.py", "hbm/data.py"),
+        ("hbm/__init__.py", "hbm/book/common.py", "hbm/book/data.py"),
     ),
     "chapters/music.qmd": ChapterInputs(
         ("data/music_plays.csv",),
-        ("hbm/__init__.py", "hbm/data.py", "hbm/simulate.py"),
+        ("hbm/__init__.py", "hbm/book/data.py", "hbm/book/simulate.py"),
     ),
     "chapters/creators.qmd": ChapterInputs(
         ("data/creator_experiments.csv",),
-        ("hbm/__init__.py", "hbm/book.py"),
+        ("hbm/__init__.py", "hbm/book/common.py"),
     ),
 }
 CHAPTERS = list(MANIFEST)
@@ -109,13 +109,11 @@ def _tree(path):
 
 
 def _copy_sources(root):
-    """hbm/*.py, booktools/ (sources, filter, styles) and data/ of the real project into ``root``.
+    """hbm/ (library and book helpers), booktools/ (sources, filter, styles) and data/ into ``root``.
 
     ``_vendor/`` (the book's pinned JavaScript, installed by make) is linked, not copied.
     """
-    (root / "hbm").mkdir(parents=True)
-    for src in (ROOT / "hbm").glob("*.py"):
-        shutil.copy2(src, root / "hbm" / src.name)
+    shutil.copytree(ROOT / "hbm", root / "hbm", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "booktools", root / "booktools", ignore=shutil.ignore_patterns("__pycache__"))
     if (ROOT / "_vendor").exists():
         (root / "_vendor").symlink_to(ROOT / "_vendor", target_is_directory=True)
@@ -189,7 +187,7 @@ def test_editing_a_data_file_marks_exactly_its_readers(tiny_book, data_file, cap
     assert (tiny_book / "_freeze" / "site_libs" / "quarto-html" / "q.js").exists()
 
 
-@pytest.mark.parametrize("module", ["hbm/data.py", "hbm/book.py", "hbm/simulate.py", "hbm/__init__.py", "hbm/pooling.py"])
+@pytest.mark.parametrize("module", ["hbm/book/data.py", "hbm/book/common.py", "hbm/book/simulate.py", "hbm/__init__.py", "hbm/pooling.py"])
 def test_editing_an_hbm_module_marks_its_importers(tiny_book, module):
     """Editing an hbm module marks exactly the chapters that import it (directly or not)."""
     _edit(tiny_book / module)
@@ -207,8 +205,8 @@ def test_transitive_imports_and_reads_are_recorded(tmp_path):
         # Tiny
 
         ```{python}
-        import hbm.simulate  # imports hbm.data itself
-        from hbm.data import load_eight_schools, load_truth
+        import hbm.book.simulate  # imports hbm.book.data itself
+        from hbm.book.data import load_eight_schools, load_truth
 
         eight = load_eight_schools()
         truth = load_truth("data/schools.csv")
@@ -219,14 +217,14 @@ def test_transitive_imports_and_reads_are_recorded(tmp_path):
     assert manifest == freshness.read_manifest(root) == {
         "chapters/tiny.qmd": ChapterInputs(
             ("data/eight_schools.csv", "data/schools.csv", "data/schools.truth.json"),
-            ("hbm/__init__.py", "hbm/data.py", "hbm/simulate.py"),
+            ("hbm/__init__.py", "hbm/book/__init__.py", "hbm/book/data.py", "hbm/book/simulate.py"),
         )
     }
     _fake_render(root, ["chapters/tiny.qmd"])
-    _edit(root / "hbm" / "book.py")
+    _edit(root / "hbm" / "book" / "common.py")
     assert freshness.stale_chapters(root, stack=STACK) == {}
-    _edit(root / "hbm" / "data.py")
-    assert freshness.stale_chapters(root, stack=STACK) == {"chapters/tiny.qmd": ["hbm/data.py changed"]}
+    _edit(root / "hbm" / "book" / "data.py")
+    assert freshness.stale_chapters(root, stack=STACK) == {"chapters/tiny.qmd": ["hbm/book/data.py changed"]}
 
 
 def test_other_changes_are_named(tiny_book):
@@ -275,7 +273,7 @@ def test_chapters_without_code_are_not_tracked(tiny_book):
 
 def test_incremental_render_checks_only_the_files_rendered(tiny_book, capsys):
     """`quarto render chapters/music.qmd` re-runs and invalidates music only, even if others are stale too."""
-    _edit(tiny_book / "hbm" / "data.py")  # schools and music are stale
+    _edit(tiny_book / "hbm" / "book" / "data.py")  # schools and music are stale
     assert freshness.pre_render(tiny_book, ["chapters/music.qmd"], stack=STACK) == 0
     assert "1 of 1 computational chapters will re-execute" in capsys.readouterr().out
     assert _frozen_chapters(tiny_book) == {"chapters/schools.qmd", "chapters/creators.qmd"}
@@ -288,7 +286,7 @@ def test_incremental_render_checks_only_the_files_rendered(tiny_book, capsys):
 
 def test_post_render_stores_only_rendered_chapters(tiny_book):
     """Post-render stores the fingerprints of the chapters whose pages Quarto reports as rendered."""
-    _edit(tiny_book / "hbm" / "data.py")
+    _edit(tiny_book / "hbm" / "book" / "data.py")
     assert freshness.pre_render(tiny_book, stack=STACK) == 0
     for name in ("chapters/schools.qmd", "chapters/music.qmd"):
         _execute_like_quarto(tiny_book, name)
@@ -327,8 +325,8 @@ def test_malformed_csv_is_rejected_and_nothing_is_touched(tiny_book, capsys):
 
 
 def test_validation_uses_the_loaders_default_paths():
-    """Each CSV in data/ is validated by the hbm.data loader that reads it by default."""
-    from hbm import data
+    """Each CSV in data/ is validated by the hbm.book.data loader that reads it by default."""
+    from hbm.book import data
 
     assert freshness.loaders() == {
         "data/schools.csv": data.load_schools,
@@ -411,11 +409,11 @@ def test_real_book_data_change_marks_exactly_its_readers(real_copy, data_file):
 
 
 def test_real_book_hbm_change_marks_exactly_its_importers(real_copy):
-    """In a copy of this tiny_book, editing hbm/data.py marks exactly the chapters importing it; no edit marks none."""
+    """In a copy of this tiny_book, editing hbm/book/data.py marks exactly the chapters importing it; no edit marks none."""
     root, chapters = real_copy
     assert freshness.stale_chapters(root, stack=STACK) == {}
-    _edit(root / "hbm" / "data.py")
-    assert set(freshness.stale_chapters(root, stack=STACK)) == _expected(root, chapters, "hbm/data.py")
+    _edit(root / "hbm" / "book" / "data.py")
+    assert set(freshness.stale_chapters(root, stack=STACK)) == _expected(root, chapters, "hbm/book/data.py")
 
 
 BOOK_QMD = [name for name in quarto.book_files(ROOT) if name.endswith(".qmd")]

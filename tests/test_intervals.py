@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 
 from hbm import intervals as iv
-from hbm.data import GENRES
-from hbm.simulate import music as simulate_music
+from hbm.book.data import GENRES
+from hbm.book.simulate import music as simulate_music
 
 SEEDS = [0, 1, 2, 3, 4]
 Z975 = stats.norm.ppf(0.975)
@@ -304,7 +304,7 @@ def test_simulate_successes_moments(rng):
 
 
 def test_simulator_matches_music_marginal():
-    """hbm.simulate.music's Rock plays and this generator give the same standardized variance (within 0.05)."""
+    """hbm.book.simulate.music's Rock plays and this generator give the same standardized variance (within 0.05)."""
     frame, truth = simulate_music(20_000, seed=11)
     region = truth["regions"][1]
     p, kappa = region["p"]["rock"], region["kappa"]

@@ -9,7 +9,7 @@ import pandas as pd
 import yaml
 
 from booktools.offline import classic_quarto_js, make_offline, strip_cdn_scripts
-from hbm import book
+from hbm.book import common as book
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT / "_vendor"

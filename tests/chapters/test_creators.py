@@ -83,8 +83,8 @@ def test_noncentered_is_worse_than_centered(ch):
 
 
 def test_pymc_model_cell_is_build_model():
-    """The chapter's written-out PyMC model has the same log density as hbm.creators.build_model(..., 'marginal')."""
-    from hbm.creators import build_model
+    """The chapter's written-out PyMC model has the same log density as hbm.book.creators.build_model(..., 'marginal')."""
+    from hbm.book.creators import build_model
 
     _, cells, _ = read_chapter(ROOT / CHAPTER)
     source = next(c.source for c in cells if "as creator_model:" in c.source)

@@ -8,7 +8,7 @@ import pytest
 
 from booktools import checks as quarto
 from hbm import eb
-from hbm.data import GENRES, counts_matrix, load_eight_schools, load_music
+from hbm.book.data import GENRES, counts_matrix, load_eight_schools, load_music
 from booktools.execute import execute_chapter
 from tests.variants import VARIANTS
 
@@ -128,7 +128,7 @@ def test_scale_fit_memory_is_small(ch):
 
 def test_bench_figures_quoted_with_date_and_machine(ch):
     """The prose quotes the recorded benchmark (10M users, date, machine, single-node engine) when the record exists."""
-    from hbm.scale import bench_summary
+    from hbm.book.scale import bench_summary
 
     csv = ROOT / "bench/results/eb_scaling.csv"
     sentence = ch.inline["bench_sentence"]
@@ -145,7 +145,7 @@ def test_bench_figures_quoted_with_date_and_machine(ch):
 
 def test_recorded_bench_covers_both_sizes_and_matches_the_closed_form():
     """The record has the 1M and 10M runs, and its posteriors matched the NumPy closed form to 1e-9."""
-    from hbm.scale import bench_summary
+    from hbm.book.scale import bench_summary
 
     csv = ROOT / "bench/results/eb_scaling.csv"
     if not csv.exists():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from booktools import checks as quarto
-from hbm import music
+from hbm.book import music
 from booktools.execute import execute_chapter
 from tests.variants import VARIANTS
 

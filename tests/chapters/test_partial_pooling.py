@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from booktools import checks as quarto
-from hbm.data import load_schools
+from hbm.book.data import load_schools
 from booktools.execute import execute_chapter
 from tests.variants import VARIANTS
 

@@ -16,7 +16,7 @@ from booktools import checks as quarto
 from booktools.execute import KERNEL_NAME, execute_chapter, parse_options, read_chapter
 from booktools.freshness import PUBLISHED, RENDER_DIR, computational_chapters
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 CHAPTERS = [name for name in quarto.book_files(ROOT) if name.endswith(".qmd")]
 # The chapters with Python cells: those Quarto executes.
@@ -45,7 +45,7 @@ def test_chapters_open_with_parameters_and_setup_and_close_with_results(name):
     first, second, last = cells[0], cells[1], cells[-1]
     assert first.options.get("tags") == "[parameters]" and "fast = False" in first.source
     assert second.options.get("include") == "false"
-    assert "from hbm.book import save_results, setup" in second.source and "setup(fast=fast)" in second.source
+    assert "from hbm.book.common import save_results, setup" in second.source and "setup(fast=fast)" in second.source
     assert last.options.get("include") == "false"
     assert f'save_results("{Path(name).stem}", globals())' in last.source
 
@@ -222,7 +222,7 @@ def test_inline_expression_values_are_captured(tmp_path):
         # Fine
 
         ```{python}
-        from hbm.book import fmt
+        from hbm.book.common import fmt
         x = 0.12345
         ```
 

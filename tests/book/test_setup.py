@@ -1,11 +1,11 @@
-"""hbm.book: the shared chapter setup and the inline number formatting."""
+"""hbm.book.common: the shared chapter setup and the inline number formatting."""
 
 import logging
 
 import altair as alt
 import pandas as pd
 
-from hbm import book
+from hbm.book import common as book
 
 
 def test_setup_enables_theme_and_options():
@@ -48,7 +48,7 @@ def test_fmt_uses_a_true_minus_sign():
 
 def test_plural_agrees_with_the_count():
     """plural() writes the singular for one and the plural otherwise, with thousands separators."""
-    from hbm.book import plural
+    from hbm.book.common import plural
 
     assert plural(1, "genre") == "1 genre"
     assert plural(5, "genre") == "5 genres"
@@ -58,7 +58,7 @@ def test_plural_agrees_with_the_count():
 
 def test_count_rounds_like_the_tables():
     """count() rounds an effective sample size to the nearest whole number, as the diagnostics table does."""
-    from hbm.book import count
+    from hbm.book.common import count
 
     assert count(495.6) == "496" and count(495.4) == "495" and count(1_200_000) == "1,200,000"
     assert count(495.6) == f"{round(495.6):,}"

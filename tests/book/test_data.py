@@ -1,4 +1,4 @@
-"""Contracts of hbm.data: schemas, the generic validator, loaders and truth files."""
+"""Contracts of hbm.book.data: schemas, the generic validator, loaders and truth files."""
 
 import json
 import os
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbm import data
-from hbm.data import DataError
+from hbm.book import data
+from hbm.book.data import DataError
 
 MUSIC_HEADER = "user_id,region,pop,rock,hiphop,classical,electronic"
 MUSIC_OK = f"{MUSIC_HEADER}\nu1,Europe,1,2,0,4,5\nu2,Asia,0,0,7,0,1\nu3,Europe,3,0,0,0,0\n"

@@ -1,14 +1,14 @@
 """Data with known truth for the book, deterministic given a seed.
 
 Each simulator returns ``(observed, truth)``: ``observed`` has exactly the
-schema of the matching loader in :mod:`hbm.data` (so ``load_*`` of the written
+schema of the matching loader in :mod:`hbm.book.data` (so ``load_*`` of the written
 CSV gives back an equal frame), and ``truth`` is a JSON-serializable dict of
 hyperparameters and per-unit true values, with floats rounded to 8
 significant digits. Every truth dict also holds ``generator`` (the function's
 dotted name) and ``seed`` (``None`` when a caller passed ``rng`` instead).
 
 :func:`write_all` writes the book's ``data/`` directory byte for byte
-reproducibly; ``python -m hbm.simulate [--out data] [--force]`` runs it.
+reproducibly; ``python -m hbm.book.simulate [--out data] [--force]`` runs it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hbm.data import GENRES, SCHEMAS, sha256_bytes, truth_path
+from hbm.book.data import GENRES, SCHEMAS, sha256_bytes, truth_path
 
 __all__ = [
     "DEFAULT_SEEDS",
@@ -49,7 +49,7 @@ DEFAULT_SEEDS: dict[str, int] = {"schools": 1981, "music": 1962, "creators": 201
 #: Default regions of the music data, in output order.
 REGIONS: tuple[str, ...] = ("North America", "Europe", "Asia", "Latin America")
 
-#: Regional genre profiles p_r (order of ``hbm.data.GENRES``: pop, rock,
+#: Regional genre profiles p_r (order of ``hbm.book.data.GENRES``: pop, rock,
 #: hiphop, classical, electronic). Drawn once around :data:`P_GLOBAL` and
 #: then fixed, so the book's prose can quote them; their spread matches
 #: Dirichlet(c p_global) with c = 20 (method-of-moments estimate 19.8).
@@ -171,7 +171,7 @@ def schools(
     -------
     observed : pandas.DataFrame
         ``student_id`` ("s0001", ...), ``school`` (Categorical), ``score``;
-        the schema of :func:`hbm.data.load_schools`.
+        the schema of :func:`hbm.book.data.load_schools`.
     truth : dict
         ``{"generator", "seed", "mu_overall", "tau", "alpha", "beta",
         "schools": [{"school", "mu", "sigma", "n"}, ...]}`` (one record per
@@ -205,7 +205,7 @@ def schools(
         }
     )
     truth = {
-        "generator": "hbm.simulate.schools",
+        "generator": "hbm.book.simulate.schools",
         "seed": used_seed,
         "mu_overall": mu_overall,
         "tau": tau,
@@ -232,7 +232,7 @@ def eight_schools() -> tuple[pd.DataFrame, None]:
     observed : pandas.DataFrame
         ``school`` (Categorical "A".."H"), ``y`` = 28, 8, -3, 7, -1, 1, 18,
         12 and ``se`` = 15, 10, 16, 11, 9, 11, 10, 18; the schema of
-        :func:`hbm.data.load_eight_schools`.
+        :func:`hbm.book.data.load_eight_schools`.
     truth : None
         Always ``None`` (kept for the common ``(observed, truth)`` shape).
 
@@ -300,7 +300,7 @@ def music(
     regions : sequence of str
         Region labels, in output order.
     p_global : sequence of float
-        Global profile over ``hbm.data.GENRES`` (sums to 1).
+        Global profile over ``hbm.book.data.GENRES`` (sums to 1).
     c : float
         Concentration of regional profiles around ``p_global``.
     profiles : mapping, optional
@@ -318,7 +318,7 @@ def music(
     -------
     observed : pandas.DataFrame
         ``user_id``, ``region`` (Categorical) and one count per genre; the
-        schema of :func:`hbm.data.load_music`.
+        schema of :func:`hbm.book.data.load_music`.
     truth : dict
         ``{"generator", "seed", "genres": [...], "p_global": {genre: p},
         "c", "profiles_drawn": bool, "n_min", "n_max",
@@ -387,7 +387,7 @@ def music(
         return dict(zip(GENRES, v))
 
     truth = {
-        "generator": "hbm.simulate.music",
+        "generator": "hbm.book.simulate.music",
         "seed": used_seed,
         "genres": list(GENRES),
         "p_global": by_genre(p_global),
@@ -471,7 +471,7 @@ def creators(
     -------
     observed : pandas.DataFrame
         ``creator_id`` ("c0001", ...), ``genre`` (Categorical), ``n``,
-        ``effect``, ``se``; the schema of :func:`hbm.data.load_creators`.
+        ``effect``, ``se``; the schema of :func:`hbm.book.data.load_creators`.
         Creators come in genre blocks.
     truth : dict
         ``{"generator", "seed", "mu_global", "sigma_genre", "sigma_creator",
@@ -516,7 +516,7 @@ def creators(
         }
     )
     truth = {
-        "generator": "hbm.simulate.creators",
+        "generator": "hbm.book.simulate.creators",
         "seed": used_seed,
         "mu_global": mu_global,
         "sigma_genre": sigma_genre,
@@ -643,7 +643,7 @@ def write_all(
     if clash and not overwrite:
         raise FileExistsError(
             f"refusing to overwrite {', '.join(clash)}: the file(s) differ from what "
-            "hbm.simulate would write (pass overwrite=True, or --force on the command line)"
+            "hbm.book.simulate would write (pass overwrite=True, or --force on the command line)"
         )
     out.mkdir(parents=True, exist_ok=True)
     for (path, data), st in zip(plan, status):
@@ -653,7 +653,7 @@ def write_all(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m hbm.simulate [--out data] [--force]``.
+    """Command line: ``python -m hbm.book.simulate [--out data] [--force]``.
 
     Runs :func:`write_all` and prints each file with its status.
 
@@ -669,7 +669,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         without ``--force`` (the refusal is printed to stderr).
     """
     parser = argparse.ArgumentParser(
-        prog="python -m hbm.simulate",
+        prog="python -m hbm.book.simulate",
         description="Write the book's simulated data sets and their truth files.",
     )
     parser.add_argument("--out", default="data", help="output directory (default: data)")
@@ -680,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = write_all(args.out, overwrite=args.force)
     except FileExistsError as err:
-        print(f"hbm.simulate: {err}", file=sys.stderr)
+        print(f"hbm.book.simulate: {err}", file=sys.stderr)
         return 1
     for path, st in result:
         print(f"{st:>11}  {path}")

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hbm.book import Inline, fmt, pct
+from hbm.book.common import Inline, fmt, pct
 
 __all__ = [
     "PARAMETERIZATIONS",
@@ -91,7 +91,7 @@ def creator_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     Parameters
     ----------
     df : pandas.DataFrame
-        From :func:`hbm.data.load_creators` (``genre`` Categorical, ``effect``, ``se``).
+        From :func:`hbm.book.data.load_creators` (``genre`` Categorical, ``effect``, ``se``).
 
     Returns
     -------
@@ -534,7 +534,7 @@ def replication_study(n_reps: int, seed: int, compiled=None, *, simulate: Callab
                       prob: float = 0.95) -> dict:
     """Repeat the whole study on ``n_reps`` simulated data sets.
 
-    Data set ``r`` is ``hbm.simulate.creators(seed=seed + r)``; its marginal-model fit uses
+    Data set ``r`` is ``hbm.book.simulate.creators(seed=seed + r)``; its marginal-model fit uses
     nutpie seed ``seed + r`` and the creators' conditional draws
     ``numpy.random.default_rng(seed + r)``. The marginal model is compiled once
     (:func:`compile_marginal`, or pass ``compiled``) and re-used with swapped data.
@@ -549,7 +549,7 @@ def replication_study(n_reps: int, seed: int, compiled=None, *, simulate: Callab
         A :func:`compile_marginal` model; re-used when it has the simulated data's shape
         (:func:`compiled_matches`), else a new one is compiled once.
     simulate : callable, optional
-        ``simulate(seed=...) -> (observed, truth)``; default :func:`hbm.simulate.creators`.
+        ``simulate(seed=...) -> (observed, truth)``; default :func:`hbm.book.simulate.creators`.
     chains, draws, tune : int
         nutpie settings per data set.
     target_accept : float
@@ -566,7 +566,7 @@ def replication_study(n_reps: int, seed: int, compiled=None, *, simulate: Callab
     if n_reps < 2:
         raise ValueError("n_reps must be at least 2 (Monte Carlo errors need replications)")
     if simulate is None:
-        from hbm.simulate import creators as simulate
+        from hbm.book.simulate import creators as simulate
     start = time.perf_counter()
     metrics_, hyper, sampler = [], [], []
     for r in range(n_reps):
@@ -623,12 +623,12 @@ def summarise_replications(metrics_: pd.DataFrame, bin_label: str = "all") -> pd
 
 
 def na_fmt(x, spec: str = ".2f") -> Inline:
-    """:func:`hbm.book.fmt`, or ``n/a`` when ``x`` is missing (no simulation truth)."""
+    """:func:`hbm.book.common.fmt`, or ``n/a`` when ``x`` is missing (no simulation truth)."""
     return Inline(NO_TRUTH) if x is None or not np.isfinite(float(x)) else fmt(x, spec)
 
 
 def na_pct(x, digits: int = 0) -> Inline:
-    """:func:`hbm.book.pct`, or ``n/a`` when ``x`` is missing (no simulation truth)."""
+    """:func:`hbm.book.common.pct`, or ``n/a`` when ``x`` is missing (no simulation truth)."""
     return Inline(NO_TRUTH) if x is None or not np.isfinite(float(x)) else pct(x, digits)
 
 

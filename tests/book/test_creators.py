@@ -1,4 +1,4 @@
-"""hbm.creators: the creator models, exact conditional draws, the Bambi workaround and the study runner."""
+"""hbm.book.creators: the creator models, exact conditional draws, the Bambi workaround and the study runner."""
 
 import numpy as np
 import pandas as pd
@@ -6,9 +6,9 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from hbm import creators as cr
+from hbm.book import creators as cr
 from hbm import diagnostics
-from hbm.simulate import creators as simulate_creators
+from hbm.book.simulate import creators as simulate_creators
 
 
 def _posterior(**variables):
@@ -326,7 +326,7 @@ def test_sampler_row_from_diagnostics(rng):
 
 
 def test_na_formatters():
-    """Missing values (no truth) show as n/a; others as hbm.book.fmt / pct."""
+    """Missing values (no truth) show as n/a; others as hbm.book.common.fmt / pct."""
     assert cr.na_fmt(np.nan) == "n/a" and cr.na_pct(None) == "n/a"
     assert cr.na_fmt(-0.1234, ".3f") == "\u22120.123" and cr.na_pct(0.256) == "26%"
 

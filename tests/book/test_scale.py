@@ -1,4 +1,4 @@
-"""hbm.scale: time-partitioned event logs, Dask counting, streaming statistics, block-wise posteriors.
+"""hbm.book.scale: time-partitioned event logs, Dask counting, streaming statistics, block-wise posteriors.
 
 The end-to-end tests run the whole pipeline on a small log with a real local Dask cluster
 (two worker processes, so partial counts cross processes) and compare every intermediate
@@ -11,8 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from hbm import eb, scale, simulate
-from hbm.data import GENRES, DataError, counts_matrix
+from hbm import eb
+from hbm.book import scale, simulate
+from hbm.book.data import GENRES, DataError, counts_matrix
 
 K = len(GENRES)
 
@@ -187,7 +188,7 @@ def test_fit_memory_independent_of_users():
 # --------------------------------------------------------------------------- #
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_eb_recovers_concentration_music_simulator(seed):
-    """hbm.simulate.music with 1,000 users per region: each kappa_r within 15% and each p_r within 0.025 (about 5 SE)."""
+    """hbm.book.simulate.music with 1,000 users per region: each kappa_r within 15% and each p_r within 0.025 (about 5 SE)."""
     observed, truth = simulate.music(n_users=4000, seed=seed)
     x = counts_matrix(observed)
     for region in truth["regions"]:
@@ -522,7 +523,7 @@ def test_scheduler_address_from_environment(client, monkeypatch, tmp_path):
 def test_bench_summary_reads_recorded_figures(tmp_path):
     """bench_summary returns the largest EB row's figures, the single-node engine's counting, the date and the machine."""
     common = {"measured": "2026-11-30 10:00 UTC", "machine": "test box, 2 cores"}
-    eb_row = {"method": "Empirical Bayes (hbm.scale, Dask)", "engine": "Dask 1", "events": 10, "files": 2,
+    eb_row = {"method": "Empirical Bayes (hbm.book.scale, Dask)", "engine": "Dask 1", "events": 10, "files": 2,
               "Parquet MiB": 1.0, "aggregate s": 2.0, "suffstats s": 0.1, "fit s": 0.01, "posteriors s": 1.0,
               "users per s": 100, "client peak RSS MiB": 200, "client start RSS MiB": 150, "workers' peak RSS MiB": 900, "workers' start RSS MiB": 300, "counts MiB": 5.0,
               "posteriors MiB": 4.0, "max error vs closed form": 1e-16, **common}

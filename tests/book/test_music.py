@@ -1,4 +1,4 @@
-"""hbm.music: closed-form user posteriors, summaries, and the three-level model's recovery."""
+"""hbm.book.music: closed-form user posteriors, summaries, and the three-level model's recovery."""
 
 import numpy as np
 import pandas as pd
@@ -6,10 +6,10 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from hbm import music
-from hbm.book import SEED
-from hbm.data import GENRES, counts_matrix
-from hbm.simulate import music as simulate_music
+from hbm.book import music
+from hbm.book.common import SEED
+from hbm.book.data import GENRES, counts_matrix
+from hbm.book.simulate import music as simulate_music
 
 
 def _plays(rows):

@@ -547,7 +547,7 @@ def load_schools(path: str | os.PathLike = "data/schools.csv") -> pd.DataFrame:
     Columns: ``student_id`` (unique id, str), ``school`` (Categorical),
     ``score`` (finite float64). Every school needs at least two students so
     that its within-school variance is defined. The default file is simulated
-    by :func:`hbm.simulate.schools` from
+    by :func:`hbm.book.simulate.schools` from
     :math:`y_{ij} \\sim N(\\mu_j, \\sigma_j^2)`,
     :math:`\\mu_j \\sim N(\\mu, \\tau^2)`,
     :math:`\\sigma_j^2 \\sim \\mathrm{InvGamma}(\\alpha, \\beta)` [gelman2013]_.
@@ -608,7 +608,7 @@ def load_music(path: str | os.PathLike = "data/music_plays.csv") -> pd.DataFrame
     Columns: ``user_id`` (unique id, str), ``region`` (Categorical; any
     non-empty label), and one count column per genre in :data:`GENRES`
     (non-negative int64). The default file is simulated by
-    :func:`hbm.simulate.music` from the Dirichlet-multinomial model
+    :func:`hbm.book.simulate.music` from the Dirichlet-multinomial model
     :math:`x_i \\sim \\mathrm{Multinomial}(n_i, \\theta_i)`,
     :math:`\\theta_i \\sim \\mathrm{Dirichlet}(\\kappa_r p_r)` [mosimann1962]_.
 
@@ -702,7 +702,7 @@ def load_truth(path: str | os.PathLike) -> dict | None:
     The truth lives at ``<stem>.truth.json`` beside the CSV (see
     :func:`truth_path`) and records ``data_sha256``, the SHA-256 of the CSV
     bytes it was generated with. Its structure per dataset is documented in
-    :mod:`hbm.simulate`.
+    :mod:`hbm.book.simulate`.
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 The model (chapter "Regional music preferences") has three levels. For user :math:`i` in
 region :math:`r = r(i)` with play counts :math:`x_i` over the :math:`K` genres of
-:data:`hbm.data.GENRES` and total :math:`n_i = \\sum_k x_{ik}`,
+:data:`hbm.book.data.GENRES` and total :math:`n_i = \\sum_k x_{ik}`,
 
 .. math::
 
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hbm.data import GENRE_LABELS, GENRES, counts_matrix
+from hbm.book.data import GENRE_LABELS, GENRES, counts_matrix
 
 __all__ = [
     "C_PRIOR",
@@ -83,7 +83,7 @@ def region_codes(plays: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     Parameters
     ----------
     plays : pandas.DataFrame
-        From :func:`hbm.data.load_music` (``region`` is Categorical).
+        From :func:`hbm.book.data.load_music` (``region`` is Categorical).
 
     Returns
     -------
@@ -172,8 +172,8 @@ def three_level_model(plays: pd.DataFrame, *, c_prior=C_PRIOR, kappa_prior=KAPPA
     Parameters
     ----------
     plays : pandas.DataFrame
-        From :func:`hbm.data.load_music`: ``user_id``, ``region`` and one count column per
-        genre of :data:`hbm.data.GENRES`. Any number of users and regions; users with zero
+        From :func:`hbm.book.data.load_music`: ``user_id``, ``region`` and one count column per
+        genre of :data:`hbm.book.data.GENRES`. Any number of users and regions; users with zero
         plays contribute nothing to the likelihood.
     c_prior, kappa_prior : tuple of float
         (mean, sd) of the normal priors on :math:`\\log c` and :math:`\\log \\kappa_r`.
@@ -479,7 +479,7 @@ def pick_users(plays: pd.DataFrame) -> dict[str, str]:
 
 
 def truth_profiles(truth: dict) -> pd.DataFrame:
-    """True regional profiles from a :func:`hbm.simulate.music` truth dict.
+    """True regional profiles from a :func:`hbm.book.simulate.music` truth dict.
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Contracts of hbm.simulate: determinism, schemas, recovery of the truth, reproducible files."""
+"""Contracts of hbm.book.simulate: determinism, schemas, recovery of the truth, reproducible files."""
 
 import json
 import os
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbm import data, simulate
+from hbm.book import data, simulate
 
 SEEDS = range(10)
 LOADERS = {
@@ -331,10 +331,10 @@ def test_cli_main(tmp_path, capsys):
 
 
 def test_python_dash_m_entry_point(tmp_path, root):
-    """`python -m hbm.simulate --out DIR` runs and writes all files."""
+    """`python -m hbm.book.simulate --out DIR` runs and writes all files."""
     env = {**os.environ, "PYTHONPATH": str(root)}
     res = subprocess.run(
-        [sys.executable, "-m", "hbm.simulate", "--out", str(tmp_path)],
+        [sys.executable, "-m", "hbm.book.simulate", "--out", str(tmp_path)],
         capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
     )
     assert res.returncode == 0, res.stderr

@@ -5,7 +5,7 @@ The pipeline of the empirical-Bayes chapter, at any size:
 1. :func:`write_play_log` simulates a play-event log (one row per play: ``user_id`` int32,
    ``region`` int8, ``genre`` int8) and writes it as Parquet *partitioned by time*: every
    file holds the plays of one time window, from nearly every user. Each user's genre
-   shares are drawn from a regional Dirichlet prior, as in :func:`hbm.simulate.music`; the
+   shares are drawn from a regional Dirichlet prior, as in :func:`hbm.book.simulate.music`; the
    priors are the simulation's truth.
 2. :func:`user_count_blocks` counts the plays per user and genre: one task per worker
    thread reads its share of the files with PyArrow and adds every play into a dense
@@ -56,14 +56,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy import special
 
-from hbm.data import GENRES, DataError
+from hbm.book.data import GENRES, DataError
 from hbm.eb import (
     DirichletMultinomialFit,
     DMSuffStats,
     dirichlet_multinomial_suffstats,
     fit_dirichlet_multinomial_from_suffstats,
 )
-from hbm.simulate import REGION_KAPPA, REGION_PROFILES, REGIONS
+from hbm.book.simulate import REGION_KAPPA, REGION_PROFILES, REGIONS
 
 __all__ = [
     "EVENT_SCHEMA",
@@ -348,7 +348,7 @@ def write_play_log(out_dir, n_users: int, *, seed: int, chunk_users: int = 250_0
         Region labels (codes 0, 1, ... in this order).
     profiles, kappa : mapping, optional
         Region -> genre profile ``p_r`` and concentration ``kappa_r``; default
-        :data:`hbm.simulate.REGION_PROFILES` and :data:`hbm.simulate.REGION_KAPPA`.
+        :data:`hbm.book.simulate.REGION_PROFILES` and :data:`hbm.book.simulate.REGION_KAPPA`.
     region_weights : array-like, optional
         Share of users in each region (default equal).
     shuffle : bool
@@ -406,7 +406,7 @@ def write_play_log(out_dir, n_users: int, *, seed: int, chunk_users: int = 250_0
     n_events = sum(s[0] for s in staged)
     nbytes = sum(sizes)
     truth = {
-        "generator": "hbm.scale.write_play_log",
+        "generator": "hbm.book.scale.write_play_log",
         "partitioning": "time",
         "seed": int(seed),
         "n_min": int(n_min),
@@ -1686,7 +1686,7 @@ def bench_summary(path=None) -> dict:
         No recorded benchmark.
     """
     if path is None:
-        path = Path(__file__).resolve().parents[1] / "bench" / "results" / "eb_scaling.csv"
+        path = Path(__file__).resolve().parents[2] / "bench" / "results" / "eb_scaling.csv"
     table = pd.read_csv(path)
     eb_rows = table[table["method"].str.startswith("Empirical Bayes")].set_index("users").sort_index()
     duck = table[table["method"].str.startswith("Counting only")].set_index("users")

@@ -5,7 +5,7 @@ no chapter copies set-up code. A chapter starts with::
 
     ```{python}
     #| include: false
-    from hbm.book import setup
+    from hbm.book.common import setup
     setup()
     ```
 
@@ -16,7 +16,7 @@ and ends with a hidden cell that keeps its named results for the tests::
     save_results("intro", globals())
     ```
 
-Model cells do not rely on this cell: each imports what it uses (``from hbm.book import SEED``)
+Model cells do not rely on this cell: each imports what it uses (``from hbm.book.common import SEED``)
 so it runs when copied alone into a fresh kernel.
 """
 
@@ -268,14 +268,14 @@ def save_results(chapter: str, namespace: dict) -> Path:
 
 
 def _inputs_so_far() -> dict:
-    """What the chapter read through :mod:`hbm.data` and which ``hbm`` modules it imported.
+    """What the chapter read through :mod:`hbm.book.data` and which ``hbm`` modules it imported.
 
     Kept with the results so that the build tools can check the chapter's recorded inputs
     (``chapters/_inputs.yml``) without executing it again.
     """
     import sys
 
-    data = sys.modules.get("hbm.data")
+    data = sys.modules.get("hbm.book.data")
     return {
         "reads": list(getattr(data, "READ_LOG", [])),
         "modules": {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())
