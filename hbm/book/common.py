@@ -184,13 +184,33 @@ def _cap_samplers() -> None:
 Inline = Text
 
 
-def fmt(x: float, spec: str = ".2f") -> Inline:
-    """Format a number for prose: ``fmt(0.1234, ".3f") -> 0.123``; negative sign is a minus."""
+#: What prose prints for a value that does not exist here (no simulation truth, a failed fit).
+NA = "n/a"
+#: What tables print for a missing value; :func:`table` adds a note saying what it means.
+DASH = "\u2013"
+
+
+def _missing(x) -> bool:
+    try:
+        return x is None or not np.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt(x: float | None, spec: str = ".2f") -> Inline:
+    """Format a number for prose: ``fmt(0.1234, ".3f") -> 0.123``; negative sign is a minus.
+
+    A missing value (``None`` or NaN: no simulation truth, a failed fit) prints :data:`NA`.
+    """
+    if _missing(x):
+        return Inline(NA)
     return Inline(format(float(x), spec).replace("-", "\u2212"))
 
 
-def pct(x: float, digits: int = 0) -> Inline:
-    """Format a proportion as a percentage: ``pct(0.256) -> 26%``."""
+def pct(x: float | None, digits: int = 0) -> Inline:
+    """Format a proportion as a percentage: ``pct(0.256) -> 26%``; a missing value prints :data:`NA`."""
+    if _missing(x):
+        return Inline(NA)
     return Inline(f"{100 * float(x):.{digits}f}%")
 
 
@@ -201,6 +221,86 @@ def count(n: int) -> Inline:
     round it (:meth:`hbm.diagnostics.Diagnostics.row`), so prose and tables agree.
     """
     return Inline(f"{round(float(n)):,}")
+
+
+class Table:
+    """A table for the page: a pandas ``Styler`` and an optional note printed under it."""
+
+    def __init__(self, styler, note: str | None = None):
+        self.styler = styler
+        self.note = note
+
+    def _repr_html_(self) -> str:
+        html = self.styler.to_html()
+        if self.note:
+            html += f'\n<p class="table-note"><small>{self.note}</small></p>'
+        return html
+
+    def to_html(self) -> str:
+        """The HTML the page shows."""
+        return self._repr_html_()
+
+
+def table(df: pd.DataFrame, formats: dict | None = None, *, digits: int = 3,
+          missing: str = "a value that does not exist here") -> Table:
+    """Format a data frame for the book.
+
+    The index becomes ordinary columns (no stray ``0..n`` column, no extra header row holding
+    the index's name); integer columns, and float columns holding only whole numbers (counts,
+    effective sample sizes), print as integers with thousands separators; other floats with
+    ``digits`` decimals; a missing value prints :data:`DASH`, and a note under the table says
+    what a dash means.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+    formats : dict, optional
+        Column -> format string or callable, overriding the defaults (``{"coverage": "{:.1%}"}``).
+    digits : int
+        Decimals of the other float columns.
+    missing : str
+        What a dash stands for, completing "A dash marks ...".
+
+    Returns
+    -------
+    Table
+        Displays as HTML (Quarto puts the chunk's ``tbl-cap`` above it).
+    """
+    if not isinstance(df.index, pd.RangeIndex) or df.index.name is not None:
+        df = df.reset_index()
+    formats = dict(formats or {})
+    for col in df.columns:
+        if col in formats:
+            continue
+        values = df[col]
+        if pd.api.types.is_bool_dtype(values):
+            continue
+        if pd.api.types.is_integer_dtype(values):
+            formats[col] = "{:,}"
+        elif pd.api.types.is_float_dtype(values):
+            finite = values[np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))]
+            whole = len(finite) > 0 and bool((finite == finite.round()).all()) and bool((finite.abs() >= 10).any())
+            formats[col] = "{:,.0f}" if whole else f"{{:,.{digits}f}}"
+    styler = df.style.hide(axis="index").format(formats, na_rep=DASH)
+    for col, spec in formats.items():
+        if isinstance(spec, str) and col in df.columns:
+            styler = styler.format(lambda v, spec=spec: DASH if _missing(v) else spec.format(v).replace("-", "\u2212"),
+                                   subset=[col])
+    has_missing = bool(df.isna().to_numpy().any())
+    note = f"A dash ({DASH}) marks {missing}." if has_missing else None
+    return Table(styler, note)
+
+
+def no_truth_chart(source: str, what: str = "this chart"):
+    """A one-line Altair chart saying that no simulation truth is available for ``source``.
+
+    Truth-based figure cells show it instead of failing, so the figure (and any cross-reference
+    to it) still exists when a reader renders the chapter on their own data.
+    """
+    text = f"No simulation truth is available for {source}, so {what} cannot be drawn."
+    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14, align="left", x=5).encode(
+        text="text:N"
+    ).properties(height=40)
 
 
 #: Where :func:`save_results` writes, relative to the kernel's working directory (the project

@@ -68,9 +68,6 @@ __all__ = [
     "analyse_dataset",
     "replication_study",
     "summarise_replications",
-    "na_fmt",
-    "na_pct",
-    "no_truth_chart",
 ]
 
 #: The four parameterizations :func:`build_model` writes.
@@ -82,7 +79,6 @@ PRIOR_SCALES = {"mu_global": 1.0, "sigma_genre": 1.0, "sigma_creator": 1.0}
 #: The model's scalar and genre-level parameters (every parameterization has them).
 HYPERPARAMETERS = ("mu_global", "sigma_genre", "sigma_creator", "mu_genre")
 
-NO_TRUTH = "n/a"
 
 
 def creator_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -620,27 +616,3 @@ def summarise_replications(metrics_: pd.DataFrame, bin_label: str = "all") -> pd
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "method"
     return out
-
-
-def na_fmt(x, spec: str = ".2f") -> Inline:
-    """:func:`hbm.book.common.fmt`, or ``n/a`` when ``x`` is missing (no simulation truth)."""
-    return Inline(NO_TRUTH) if x is None or not np.isfinite(float(x)) else fmt(x, spec)
-
-
-def na_pct(x, digits: int = 0) -> Inline:
-    """:func:`hbm.book.common.pct`, or ``n/a`` when ``x`` is missing (no simulation truth)."""
-    return Inline(NO_TRUTH) if x is None or not np.isfinite(float(x)) else pct(x, digits)
-
-
-def no_truth_chart(source: str, what: str = "this chart"):
-    """A one-line Altair chart saying that no simulation truth is available for ``source``.
-
-    Truth-based figure cells show it instead of failing, so the figure (and any cross-reference
-    to it) still exists when a reader renders the chapter on their own data.
-    """
-    import altair as alt
-
-    text = f"No simulation truth is available for {source}, so {what} cannot be drawn."
-    return alt.Chart(pd.DataFrame({"text": [text]})).mark_text(size=14, align="left", x=5).encode(
-        text="text:N"
-    ).properties(height=40)

@@ -323,16 +323,3 @@ def test_sampler_row_from_diagnostics(rng):
     row = cr.sampler_row(checks, 2.0)
     assert row["ESS per second"] == pytest.approx(checks.min_ess_bulk / 2.0)
     assert row["divergences"] == 0 and row["max R-hat"] == checks.max_rhat
-
-
-def test_na_formatters():
-    """Missing values (no truth) show as n/a; others as hbm.book.common.fmt / pct."""
-    assert cr.na_fmt(np.nan) == "n/a" and cr.na_pct(None) == "n/a"
-    assert cr.na_fmt(-0.1234, ".3f") == "\u22120.123" and cr.na_pct(0.256) == "26%"
-
-
-def test_no_truth_chart_names_the_file():
-    """The placeholder chart says that no truth is available for the named file."""
-    chart = cr.no_truth_chart("my.csv", "the MSE chart")
-    text = chart.to_dict()["datasets"]
-    assert "No simulation truth is available for my.csv" in str(text)
