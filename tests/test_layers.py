@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Discovered from the tree, so a new module is checked without editing this list.
 LIBRARY = sorted(f"hbm.{p.stem}" for p in (ROOT / "hbm").glob("*.py") if p.stem != "__init__")
-BOOK = sorted(f"hbm.book.{p.stem}" for p in (ROOT / "hbm" / "book").glob("*.py") if p.stem != "__init__")
+BOOK = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+              for p in (ROOT / "hbm" / "book").rglob("*.py"))
 NOT_IN_LIBRARY = ("hbm.book", "altair", "bambi", "pymc", "nutpie", "dask", "booktools", "jupyter_cache",
                   "nbclient")
 
