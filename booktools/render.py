@@ -24,7 +24,14 @@ ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def find_quarto(root: Path | None = None) -> str | None:
-    """The Quarto to render with: ``quarto`` on ``PATH``, else ``<root>/../shared/quarto/bin/quarto``."""
+    """The Quarto to render with: ``quarto`` on ``PATH``, else ``<root>/../shared/quarto/bin/quarto``.
+
+    ``HBM_NO_QUARTO=1`` makes it ``None``: the tests then execute only the chapters they read,
+    with :mod:`booktools.execute`, instead of rendering the whole book (quicker while working on
+    one chapter; ``make test`` renders).
+    """
+    if os.environ.get("HBM_NO_QUARTO"):
+        return None
     found = shutil.which("quarto")
     if found:
         return found
