@@ -291,6 +291,20 @@ def table(df: pd.DataFrame, formats: dict | None = None, *, digits: int = 3,
     return Table(styler, note)
 
 
+def show_source(*objects) -> Text:
+    """Markdown that shows the source of functions or classes as one Python code block.
+
+    For a model that lives in :mod:`hbm.book` because several cells (or the tests) call it: the
+    chapter shows its code, so a reader sees the model and can copy it, and there is still one
+    implementation. Emit it with ``display(Markdown(show_source(build_model)))`` or inline.
+    """
+    import inspect
+    import textwrap
+
+    code = "\n\n".join(textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in objects)
+    return Text(f"```python\n{code}\n```")
+
+
 def no_truth_chart(source: str, what: str = "this chart"):
     """A one-line Altair chart saying that no simulation truth is available for ``source``.
 

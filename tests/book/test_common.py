@@ -102,3 +102,9 @@ def test_table_keeps_explicit_formats():
     """table(): a given format wins; negative numbers use a minus sign."""
     html = book.table(pd.DataFrame({"coverage": [0.917, -0.5]}), {"coverage": "{:.1%}"}).to_html()
     assert "91.7%" in html and "\u221250.0%" in html
+
+
+def test_show_source_is_a_python_code_block_of_the_function():
+    """show_source(f) is a fenced Python block holding f's source, dedented."""
+    text = str(book.show_source(book.count))
+    assert text.startswith("```python\ndef count(") and text.endswith("\n```")
