@@ -315,3 +315,32 @@ def test_read_chapter_maps_cells_to_lines(tmp_path):
     _, cells, inline = read_chapter(root / "chapters" / "broken.qmd")
     assert [(c.first_line, c.options) for c in cells] == [(4, {"label": "fig-x"})]
     assert inline == []
+
+
+#: The fields a reader needs to find each kind of reference.
+BIB_REQUIRED = {
+    "article": {"author", "title", "journal", "volume", "pages", "year"},
+    "book": {"author", "title", "publisher", "address", "year"},
+    "incollection": {"author", "title", "booktitle", "editor", "publisher", "pages", "year"},
+    "inproceedings": {"author", "title", "booktitle", "pages", "year"},
+    "techreport": {"author", "title", "institution", "year"},
+    "misc": {"author", "title", "year", "howpublished"},
+}
+
+
+def test_references_are_complete():
+    """Every bibliography entry has the fields of its type, and no publisher contains a bare "and" (Pandoc splits it)."""
+    import re
+
+    text = (ROOT / "references.bib").read_text(encoding="utf-8")
+    entries = re.findall(r"^@(\w+)\{([^,]+),\n(.*?)^\}", text, flags=re.M | re.S)
+    assert len(entries) == text.count("\n@") + text.startswith("@")
+    problems = []
+    for kind, key, body in entries:
+        fields = dict(re.findall(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", body, flags=re.M))
+        missing = BIB_REQUIRED.get(kind.lower(), set()) - set(fields)
+        if kind.lower() not in BIB_REQUIRED or missing:
+            problems.append(f"{key} (@{kind}): missing {sorted(missing) or 'a known type'}")
+        if " and " in fields.get("publisher", ""):
+            problems.append(f"{key}: publisher {fields['publisher']!r} has a bare 'and' (write \\&)")
+    assert not problems, problems
