@@ -72,6 +72,7 @@ import yaml
 
 from booktools import store
 from booktools.offline import make_offline
+from booktools.source import write_archive
 
 __all__ = [
     "MANIFEST",
@@ -834,6 +835,8 @@ def post_render(
     if output_dir:
         # The book reads offline, also from disk: fix what Quarto writes for a server (booktools.offline).
         make_offline(root / output_dir)
+        # The preface links the book's source (there is no public repository address).
+        write_archive(root, root / output_dir)
     if output_dir and Path(output_dir).as_posix() != PUBLISHED:
         publish(root, output_dir, out=out)
     return 0

@@ -143,6 +143,16 @@ def test_quarto_render(book):
         assert (ROOT / PUBLISHED / page).exists(), page
 
 
+def test_preface_links_the_source_archive(book):
+    """The published book holds the source archive that the preface links (the book has no public repository address)."""
+    from booktools.source import ARCHIVE
+
+    if book is None:
+        pytest.skip("no quarto: nothing was published")
+    assert f'href="{ARCHIVE}"' in (ROOT / PUBLISHED / "index.html").read_text(encoding="utf-8")
+    assert (ROOT / PUBLISHED / ARCHIVE).stat().st_size > 0
+
+
 # A broken chapter must fail with a message naming the chapter and the cause.
 
 
