@@ -73,6 +73,7 @@ import yaml
 from booktools import store
 from booktools.offline import make_offline
 from booktools.source import write_archive
+from hbm.book.common import INPUTS_PROBE
 
 __all__ = [
     "MANIFEST",
@@ -127,14 +128,9 @@ DATA_DIR = "data"
 PACKAGE_DIR = "hbm"
 
 #: One expression evaluated in an executed chapter's kernel: what the loaders read, which
-#: ``hbm`` modules are imported (name -> file) and the kernel's working directory.
-KERNEL_PROBE = (
-    "(lambda s, o: {"
-    "'reads': list(getattr(s.modules.get('hbm.book.data'), 'READ_LOG', [])), "
-    "'modules': {n: getattr(m, '__file__', None) for n, m in list(s.modules.items()) "
-    "if n == 'hbm' or n.startswith('hbm.')}, "
-    "'cwd': o.getcwd()})(__import__('sys'), __import__('os'))"
-)
+#: ``hbm`` modules are imported (name -> file) and the kernel's working directory. The same
+#: expression that :func:`hbm.book.common.save_results` keeps with a chapter's results.
+KERNEL_PROBE = INPUTS_PROBE
 
 _PYTHON_CHUNK = re.compile(r"^```+\s*\{python[\s,}]")
 _FORMAT = 1  # version of the fingerprint files' layout

@@ -381,21 +381,22 @@ def save_results(chapter: str, namespace: dict) -> Path:
     return path
 
 
+#: What the chapter read through :mod:`hbm.book.data` and which ``hbm`` modules it imported, as
+#: one expression that imports nothing new: :func:`save_results` keeps its value with the
+#: results, and the build tools evaluate it in a live kernel (``booktools.freshness``), so they
+#: can check a chapter's recorded inputs (``chapters/_inputs.yml``) without executing it again.
+INPUTS_PROBE = (
+    "(lambda s, o: {"
+    "'reads': list(getattr(s.modules.get('hbm.book.data'), 'READ_LOG', [])), "
+    "'modules': {n: getattr(m, '__file__', None) for n, m in list(s.modules.items()) "
+    "if n == 'hbm' or n.startswith('hbm.')}, "
+    "'cwd': o.getcwd()})(__import__('sys'), __import__('os'))"
+)
+
+
 def _inputs_so_far() -> dict:
-    """What the chapter read through :mod:`hbm.book.data` and which ``hbm`` modules it imported.
-
-    Kept with the results so that the build tools can check the chapter's recorded inputs
-    (``chapters/_inputs.yml``) without executing it again.
-    """
-    import sys
-
-    data = sys.modules.get("hbm.book.data")
-    return {
-        "reads": list(getattr(data, "READ_LOG", [])),
-        "modules": {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())
-                    if n == "hbm" or n.startswith("hbm.")},
-        "cwd": os.getcwd(),
-    }
+    """The value of :data:`INPUTS_PROBE` in this process."""
+    return eval(INPUTS_PROBE)  # noqa: S307 - a constant expression of this module
 
 
 def load_results(path) -> dict:
