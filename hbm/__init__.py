@@ -7,7 +7,7 @@ hbm.pooling       no-pooling and complete-pooling baselines with 95% intervals
 hbm.eb            empirical Bayes: normal-normal, beta-binomial, Dirichlet-multinomial
 hbm.metrics       MSE, interval coverage and width, shrinkage, stratified by sample size
 hbm.schools       Rubin's eight schools: the exact marginal posterior of tau by quadrature
-hbm.posterior     equal-tailed summaries of posterior draws, paired by label
+hbm.posterior     stacked draws, equal-tailed summaries, Bambi linear predictors, pairing by label
 hbm.diagnostics   sampler diagnostics (divergences, R-hat, ESS, tree depth, E-BFMI) with a verdict
 hbm.intervals     credible and confidence intervals, and their coverage
 

@@ -3,7 +3,18 @@
 The checks are the ones recommended by @vehtari2021: rank-normalized split R-hat below 1.01,
 bulk and tail effective sample sizes of at least 100 per chain (400 for four chains), and no
 divergent transitions after warm-up (Betancourt's diagnostic for regions the sampler could not
-explore).
+explore). Where the fit's ``sample_stats`` have them, two more of Hamiltonian Monte Carlo's own
+checks, as ``arviz.diagnose`` and CmdStan's ``diagnose`` run them (Betancourt 2016, "Diagnosing
+suboptimal cotangent disintegrations in Hamiltonian Monte Carlo", arXiv:1604.00695):
+
+- E-BFMI (``arviz.bfmi`` of the ``energy``) of at least :data:`MIN_BFMI` = 0.3 in every chain;
+  below it the momentum resampling explores the energy distribution poorly (heavy tails,
+  funnels).
+- Tree-depth saturation: the share of transitions that hit the sampler's maximum tree depth
+  (PyMC's ``reached_max_treedepth``, nutpie's ``maxdepth_reached``) at most
+  :data:`MAX_TREEDEPTH_SHARE` = 1%. A saturated trajectory is cut short: the draws stay valid
+  but exploration slows (which the ESS checks also see); ``arviz.diagnose`` reports any hit, we
+  fail a fit only when saturation is systematic.
 """
 
 from __future__ import annotations
@@ -18,6 +29,12 @@ from hbm._text import Text
 
 MAX_RHAT = 1.01
 MIN_ESS_PER_CHAIN = 100
+#: Smallest acceptable E-BFMI of a chain (the rule of thumb of ``arviz.bfmi`` and CmdStan).
+MIN_BFMI = 0.3
+#: Largest acceptable share of transitions that hit the maximum tree depth.
+MAX_TREEDEPTH_SHARE = 0.01
+#: Names of the tree-depth saturation flag in ``sample_stats`` (PyMC, nutpie).
+TREEDEPTH_STATS = ("reached_max_treedepth", "maxdepth_reached")
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,8 @@ class Diagnostics:
     min_ess_bulk: float
     min_ess_tail: float
     table: pd.DataFrame  # one row per scalar parameter: r_hat, ess_bulk, ess_tail, mcse_mean
+    min_bfmi: float = float("nan")  # smallest E-BFMI over chains; NaN without an energy stat
+    treedepth_hits: int = 0  # transitions that hit the maximum tree depth (0 without the stat)
 
     @property
     def min_ess(self) -> float:
@@ -50,11 +69,17 @@ class Diagnostics:
             out.append(f"bulk ESS down to {self.min_ess_bulk:.0f} (< {self.min_ess:.0f})")
         if not self.min_ess_tail >= self.min_ess:
             out.append(f"tail ESS down to {self.min_ess_tail:.0f} (< {self.min_ess:.0f})")
+        if self.min_bfmi < MIN_BFMI:  # False for NaN: no energy statistic, no check
+            out.append(f"E-BFMI down to {self.min_bfmi:.2f} (< {MIN_BFMI})")
+        if self.treedepth_hits > MAX_TREEDEPTH_SHARE * self.chains * self.draws:
+            out.append(f"{self.treedepth_hits} transitions hit the maximum tree depth "
+                       f"(> {MAX_TREEDEPTH_SHARE:.0%})")
         return out
 
     @property
     def ok(self) -> bool:
-        """True when there are no divergences, R-hat <= 1.01 and bulk/tail ESS >= 100 per chain."""
+        """True when there are no divergences, R-hat <= 1.01, bulk/tail ESS >= 100 per chain,
+        E-BFMI >= 0.3 in every chain and at most 1% of transitions hit the maximum tree depth."""
         return not self.failures
 
     @property
@@ -116,6 +141,9 @@ def check(idata, var_names=None) -> Diagnostics:
     chains, draws = int(posterior.sizes["chain"]), int(posterior.sizes["draw"])
     stats = idata["sample_stats"]
     divergences = int(np.asarray(stats["diverging"]).sum()) if "diverging" in stats else 0
+    bfmi = np.asarray(az.bfmi(idata)["energy"], dtype=float) if "energy" in stats else np.array([np.nan])
+    saturated = [name for name in TREEDEPTH_STATS if name in stats]
+    treedepth_hits = int(np.asarray(stats[saturated[0]]).sum()) if saturated else 0
     return Diagnostics(
         sampler=sampler_name(idata),
         chains=chains,
@@ -125,6 +153,8 @@ def check(idata, var_names=None) -> Diagnostics:
         min_ess_bulk=float(table["ess_bulk"].min()),
         min_ess_tail=float(table["ess_tail"].min()),
         table=table,
+        min_bfmi=float(np.min(bfmi)),
+        treedepth_hits=treedepth_hits,
     )
 
 

@@ -75,7 +75,8 @@ def normal_normal_loglik(mu, tau, estimates, std_errors) -> float:
         \ell(\mu, \tau) = -\tfrac12 \sum_i \Big[\log\{2\pi(s_i^2+\tau^2)\}
         + \frac{(y_i-\mu_i)^2}{s_i^2+\tau^2}\Big]
 
-    [@efron1975; @gelman2013, sec. 5.4].
+    [@efron1975; @gelman2013, sec. 5.4], computed as the sum of
+    ``scipy.stats.norm.logpdf(y_i, mu_i, sqrt(s_i^2 + tau^2))``.
 
     Parameters
     ----------
@@ -105,8 +106,7 @@ def normal_normal_loglik(mu, tau, estimates, std_errors) -> float:
         raise ValueError("mu must be a scalar or have one value per unit")
     if not np.all(np.isfinite(m)):
         raise ValueError("mu must be finite")
-    v = s**2 + tau**2
-    return float(-0.5 * np.sum(np.log(2.0 * np.pi * v) + (y - m) ** 2 / v))
+    return float(stats.norm.logpdf(y, m, np.sqrt(s**2 + tau**2)).sum())
 
 
 def normal_normal_posterior(
@@ -590,7 +590,8 @@ def beta_binomial_loglik(alpha, beta, successes, trials) -> float:
         \ell(\alpha,\beta) = \sum_i \Big[\log\binom{n_i}{k_i}
         + \log B(k_i+\alpha,\, n_i-k_i+\beta) - \log B(\alpha,\beta)\Big]
 
-    [@casella1985; @gelman2013, sec. 5.3]. Units with ``n_i = 0`` contribute 0.
+    [@casella1985; @gelman2013, sec. 5.3], computed with ``scipy.stats.betabinom.logpmf``.
+    Units with ``n_i = 0`` contribute 0.
 
     Parameters
     ----------
@@ -612,8 +613,7 @@ def beta_binomial_loglik(alpha, beta, successes, trials) -> float:
     if not (np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
         raise ValueError("alpha and beta must be finite and positive")
     k, n = _binomial_data(successes, trials)
-    lchoose = special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
-    return float(np.sum(lchoose + special.betaln(k + a, n - k + b) - special.betaln(a, b)))
+    return float(stats.betabinom.logpmf(k, n, a, b).sum())
 
 
 @dataclass(frozen=True, eq=False)
@@ -793,7 +793,8 @@ def dirichlet_multinomial_loglik(alpha, counts) -> float:
         + \log\Gamma(A) - \log\Gamma(n_i + A)
         + \sum_k \{\log\Gamma(x_{ik}+\alpha_k) - \log\Gamma(\alpha_k)\}\Big]
 
-    [@mosimann1962; @minka2000]. Units with ``n_i = 0`` contribute 0.
+    [@mosimann1962; @minka2000], computed with ``scipy.stats.dirichlet_multinomial.logpmf``.
+    Units with ``n_i = 0`` contribute 0.
 
     Parameters
     ----------
@@ -814,14 +815,7 @@ def dirichlet_multinomial_loglik(alpha, counts) -> float:
     """
     x = _count_matrix(counts)
     a = _check_alpha(alpha, x.shape[1])
-    n = x.sum(axis=1)
-    A = a.sum()
-    per_unit = (
-        special.gammaln(n + 1.0) - special.gammaln(x + 1.0).sum(axis=1)
-        + special.gammaln(A) - special.gammaln(n + A)
-        + (special.gammaln(x + a) - special.gammaln(a)).sum(axis=1)
-    )
-    return float(per_unit.sum())
+    return float(stats.dirichlet_multinomial.logpmf(x, a, x.sum(axis=1)).sum())
 
 
 @dataclass(frozen=True, eq=False)

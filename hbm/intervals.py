@@ -53,6 +53,8 @@ import numpy as np
 import pandas as pd
 from scipy import interpolate, special, stats
 
+from hbm.metrics import coverage_mc_error
+
 
 __all__ = [
     "KAPPA_PRIOR",
@@ -79,9 +81,11 @@ __all__ = [
     "coverage_phrase",
 ]
 
-#: Prior on the concentration: ``log kappa ~ N(log 20, 1.5^2)`` (median 20, 95% between
-#: about 1 and 380: users anywhere from all-or-nothing to nearly identical).
-KAPPA_PRIOR: tuple[float, float] = (float(np.log(20.0)), 1.5)
+#: Prior on a region's concentration, (mean, sd) of ``log kappa ~ N(3, 1.5^2)``: median
+#: ``exp(3)``, about 20, and 95% between about 1 and 380 (users anywhere from all-or-nothing to
+#: nearly identical). The one definition: the grid posterior here and the three-level music
+#: model (:data:`hbm.book.music.KAPPA_PRIOR` is this constant) share it.
+KAPPA_PRIOR: tuple[float, float] = (3.0, 1.5)
 
 #: Uniform prior on the share, Beta(1, 1).
 FLAT_PRIOR: tuple[float, float] = (1.0, 1.0)
@@ -760,10 +764,9 @@ def coverage_study(p, kappa, totals, *, rng, priors: Mapping[str, tuple[float, f
     return pd.concat(frames, ignore_index=True)
 
 
-def mc_se(coverage, n_reps) -> np.ndarray:
-    """Monte Carlo standard error of a coverage estimate: ``sqrt(c (1 - c) / R)``."""
-    c = np.asarray(coverage, dtype=float)
-    return np.sqrt(c * (1 - c) / np.asarray(n_reps, dtype=float))
+#: Monte Carlo standard error of a coverage estimate, ``sqrt(c (1 - c) / R)``: the one
+#: implementation is :func:`hbm.metrics.coverage_mc_error` ``(p, n)``.
+mc_se = coverage_mc_error
 
 
 def summarise_coverage(results: pd.DataFrame, by=("method",), nominal: float = 0.95) -> pd.DataFrame:
@@ -781,7 +784,7 @@ def summarise_coverage(results: pd.DataFrame, by=("method",), nominal: float = 0
     out["mc_se"] = mc_se(out["coverage"], out["n_reps"])
     out["band_lower"] = (out["coverage"] - 2 * out["mc_se"]).clip(0, 1)
     out["band_upper"] = (out["coverage"] + 2 * out["mc_se"]).clip(0, 1)
-    out["z"] = (out["coverage"] - nominal) / np.sqrt(nominal * (1 - nominal) / out["n_reps"])
+    out["z"] = (out["coverage"] - nominal) / coverage_mc_error(nominal, out["n_reps"])
     return out
 
 
@@ -791,7 +794,6 @@ def coverage_phrase(coverage: float, n_reps: int, nominal: float = 0.95, k: floa
     ``"within Monte Carlo error of"``, ``"below"`` or ``"above"`` the nominal level, judged by
     ``|coverage - nominal| <= k * sqrt(nominal (1 - nominal) / n_reps)``.
     """
-    se = float(np.sqrt(nominal * (1 - nominal) / n_reps))
-    if abs(coverage - nominal) <= k * se:
+    if abs(coverage - nominal) <= k * coverage_mc_error(nominal, n_reps):
         return "within Monte Carlo error of"
     return "below" if coverage < nominal else "above"

@@ -18,6 +18,7 @@ import pandas as pd
 from hbm.pooling import _as_vector as _vec  # finite, non-empty 1-D float array
 
 __all__ = [
+    "SIZE_BINS",
     "mse",
     "coverage",
     "mean_width",
@@ -27,6 +28,12 @@ __all__ = [
     "size_bins",
     "evaluate",
 ]
+
+
+#: Default sample-size bin edges of :func:`size_bins` and :func:`evaluate`: units with
+#: ``n < 100``, ``100 <= n <= 500`` and ``n > 500`` (the creator study's design, after
+#: @efron1975's small/large split). Every caller that bins sizes uses this one constant.
+SIZE_BINS: tuple[int, int] = (100, 500)
 
 
 def _same_length(**arrays: np.ndarray) -> None:
@@ -247,7 +254,7 @@ def _default_labels(e: np.ndarray) -> list[str]:
     return [f"n < {_fmt_edge(e[0])}", *middle, f"> {_fmt_edge(e[-1])}"]
 
 
-def size_bins(n, edges: Sequence[float] = (100, 500), labels=None) -> pd.Categorical:
+def size_bins(n, edges: Sequence[float] = SIZE_BINS, labels=None) -> pd.Categorical:
     r"""Bin sample sizes into an ordered categorical.
 
     With edges :math:`e_1 < \dots < e_m` (``m >= 2``) the bins are
@@ -257,7 +264,7 @@ def size_bins(n, edges: Sequence[float] = (100, 500), labels=None) -> pd.Categor
       ``e_{j} < n <= e_{j+1}`` for ``j = 2, ..., m-1`` (label ``"ej-ej+1"``),
     - ``n > e_m`` (label ``"> em"``).
 
-    So the default ``(100, 500)`` gives ``"n < 100"`` (n < 100),
+    So the default :data:`SIZE_BINS`, ``(100, 500)``, gives ``"n < 100"`` (n < 100),
     ``"100-500"`` (100 <= n <= 500) and ``"> 500"`` (n > 500). With a single
     edge ``e`` the bins are ``n < e`` (``"n < e"``) and ``n >= e``
     (``">= e"``). Used to stratify metrics by sample size, where shrinkage
@@ -267,7 +274,7 @@ def size_bins(n, edges: Sequence[float] = (100, 500), labels=None) -> pd.Categor
     ----------
     n : array-like, shape (n_units,)
         Non-negative sample sizes.
-    edges : sequence of float, default (100, 500)
+    edges : sequence of float, default :data:`SIZE_BINS`
         Strictly increasing bin edges.
     labels : sequence of str, optional
         Custom labels, one per bin (``len(edges) + 1``).
@@ -298,7 +305,8 @@ def size_bins(n, edges: Sequence[float] = (100, 500), labels=None) -> pd.Categor
         code = (x >= e[0]).astype(np.intp)
     else:
         # right-closed bins (e_j, e_{j+1}], except the first middle bin which
-        # also includes its left edge e_1
+        # also includes its left edge e_1 (pandas.cut closes every bin on the same side,
+        # so it cannot express this rule)
         code = np.searchsorted(e, x, side="left")  # 0 for n <= e_1 ...
         code[x == e[0]] = 1
     return pd.Categorical.from_codes(code, categories=labels, ordered=True)
@@ -310,7 +318,7 @@ def evaluate(
     upper,
     truth,
     n=None,
-    edges: Sequence[float] = (100, 500),
+    edges: Sequence[float] = SIZE_BINS,
 ) -> pd.DataFrame:
     r"""Tidy accuracy table: MSE, interval coverage and mean width, by size bin.
 
@@ -333,7 +341,7 @@ def evaluate(
         True unit values.
     n : array-like, shape (n_units,), optional
         Sample size of each unit, for the stratified rows.
-    edges : sequence of float, default (100, 500)
+    edges : sequence of float, default :data:`SIZE_BINS`
         Bin edges passed to :func:`size_bins`.
 
     Returns

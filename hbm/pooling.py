@@ -73,7 +73,9 @@ def _is_missing(label) -> bool:
 
 
 def _factorize(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes and unique labels (in order of first appearance).
+    """Integer codes and unique labels (in order of first appearance), by ``pandas.factorize``.
+
+    Labels of mixed types (``"a"`` and ``1``) are distinct groups.
 
     Parameters
     ----------
@@ -100,14 +102,8 @@ def _factorize(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("groups must not contain NaN or infinite labels")
     if g.dtype.kind == "O" and any(_is_missing(v) for v in g):
         raise ValueError("groups must not contain missing labels (None or NaN)")
-    try:
-        uniq, first, inverse = np.unique(g, return_index=True, return_inverse=True)
-    except TypeError as err:  # e.g. a mix of strings and numbers
-        raise ValueError(f"groups labels must be mutually comparable: {err}") from err
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return rank[inverse.reshape(-1)], uniq[order]
+    codes, labels = pd.factorize(g, use_na_sentinel=False)
+    return codes.astype(np.int64, copy=False), np.asarray(labels)
 
 
 def _weighted_group_means(

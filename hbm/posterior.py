@@ -1,57 +1,201 @@
-"""Tidy summaries of posterior draws from Bambi and PyMC fits.
+"""Posterior draws of Bambi and PyMC fits: stacked, summarised, rebuilt per unit.
 
-Bambi stores a varying intercept ``(1|g)`` as offsets from the common ``Intercept``; the
-group's mean is their sum. These helpers rebuild such unit-level quantities from the draws
-(rather than ``model.predict``), which also works where ``predict`` does not.
+One implementation of each step the chapters and the book's helpers share:
+
+- :func:`draws`: a variable's draws with chains and draws stacked into one ``sample`` axis
+  (``arviz.extract``), chain-major, as a NumPy array;
+- :func:`eti` and :func:`summarise_draws`: equal-tailed intervals and the mean/sd/interval
+  table of draws (``arviz.eti``; the same bounds as ``arviz.summary(..., ci_kind="eti")``);
+- :func:`linear_predictor`: a Bambi model's linear predictor per row, rebuilt from the common
+  intercept and the terms' draws (Bambi stores a varying intercept ``(1|g)`` as offsets from
+  ``Intercept``; the group's mean is their sum), which also works where ``model.predict``
+  does not; :func:`group_intercepts` is its one-term case.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import arviz as az
 import numpy as np
 import pandas as pd
 
+#: The sampling dimensions of a fit's posterior, stacked (in this order) into ``sample``.
+SAMPLE_DIMS = ("chain", "draw")
 
-def _factor_dim(da) -> str:
-    """The group dimension of a Bambi group-specific term (the one that is not chain/draw)."""
-    dims = [d for d in da.dims if d not in ("chain", "draw")]
+
+def draws(data, var_name: str | None = None, dims: Sequence[str] | None = None) -> np.ndarray:
+    """Posterior draws with chains and draws stacked into one leading ``sample`` axis.
+
+    Uses ``arviz.extract`` (chain-major: all draws of chain 0, then chain 1, ...), the same
+    order as ``numpy.reshape`` of a ``(chain, draw, ...)`` array.
+
+    Parameters
+    ----------
+    data : xarray.DataTree or xarray.DataArray
+        A fit (then ``var_name`` is required) or one variable with dims ``chain`` and ``draw``.
+    var_name : str, optional
+        The posterior variable of a fit.
+    dims : sequence of str, optional
+        Order of the remaining axes (default: the variable's own order).
+
+    Returns
+    -------
+    numpy.ndarray, shape (chains * draws, *other dims)
+    """
+    if var_name is None:
+        da = data
+    else:
+        da = az.extract(data, var_names=var_name)
+    if "sample" not in da.dims:
+        da = da.stack(sample=SAMPLE_DIMS)
+    other = [d for d in da.dims if d != "sample"] if dims is None else list(dims)
+    return np.asarray(da.transpose("sample", *other))
+
+
+def eti(values, prob: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    r"""Equal-tailed ``prob`` interval along ``axis``: the :math:`(1 \mp \text{prob})/2` quantiles.
+
+    ``arviz.eti`` on the array (linear interpolation between order statistics, as
+    ``numpy.quantile``); the interval ``arviz.summary(..., ci_kind="eti")`` reports.
+
+    Returns
+    -------
+    lower, upper : numpy.ndarray
+        ``values``' shape without ``axis`` (floats for 1-D input).
+    """
+    bounds = az.eti(np.asarray(values, dtype=float), prob, axis=axis)
+    return bounds[..., 0], bounds[..., 1]
+
+
+def summarise_draws(draws: np.ndarray, labels=None, prob: float = 0.95, *,
+                    mean_column: str = "mean") -> pd.DataFrame:
+    """Posterior mean, sd and equal-tailed ``prob`` interval of each column of ``draws``.
+
+    The sd has divisor :math:`S - 1` and the interval is :func:`eti`, as in
+    ``arviz.summary(..., kind="stats", ci_kind="eti")``.
+
+    Parameters
+    ----------
+    draws : array-like, shape (S, n_columns)
+        Draws (e.g. from :func:`draws`).
+    labels : sequence, optional
+        The index; default ``0 .. n_columns - 1``.
+    prob : float
+        Interval probability.
+    mean_column : str
+        Name of the mean's column (``"estimate"`` stacks with
+        :meth:`hbm.pooling.PoolingResult.to_frame`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``mean`` (or ``mean_column``), ``sd``, ``lower``, ``upper``.
+    """
+    draws = np.asarray(draws, dtype=float)
+    lower, upper = eti(draws, prob)
+    return pd.DataFrame(
+        {mean_column: draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1), "lower": lower, "upper": upper},
+        index=None if labels is None else pd.Index(list(labels)),
+    )
+
+
+def _level_dim(da, term: str) -> str:
+    """The dimension of a Bambi term that holds its levels (not chain/draw or the response's)."""
+    dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+    factor = term.split("|", 1)[-1]
+    named = [d for d in dims if d.startswith(factor)]
+    if len(named) == 1:
+        return named[0]
     if len(dims) != 1:
-        raise ValueError(f"expected one group dimension, found {dims}")
+        raise ValueError(f"expected one group dimension in {term!r}, found {dims}")
     return dims[0]
 
 
+def linear_predictor(fit, data: pd.DataFrame, terms: Sequence[str], intercept: str | None = "Intercept") -> np.ndarray:
+    r"""Each row's linear predictor in a Bambi model of intercepts, rebuilt from the posterior.
+
+    For a model ``y ~ [1 +] (1|a) + (1|b) + ...`` (or a common term ``~ 0 + a``) the linear
+    predictor of row ``i`` is
+
+    .. math:: \eta_i = \beta_0 + u^{(a)}_{a[i]} + u^{(b)}_{b[i]} + \dots
+
+    (:math:`\beta_0` only when the posterior has ``intercept``), summed draw by draw. A term
+    over an interaction, ``(1|a:b)``, is looked up by the level ``"<a>:<b>"`` as Bambi labels
+    it. A multivariate response (e.g. Bambi's ``dirichlet_multinomial``, whose terms carry a
+    response dimension) keeps that dimension as trailing axes.
+
+    Bambi 0.21's ``model.predict(idata, kind="response_params")`` raises
+    ``TypeError: 'str' object cannot be interpreted as an integer`` when the sigma formula is
+    only an offset (``"sigma ~ 0 + offset(np.log(se))"``, the known-standard-error model);
+    this works there.
+
+    Parameters
+    ----------
+    fit : xarray.DataTree
+        The Bambi fit.
+    data : pandas.DataFrame
+        The rows to compute (e.g. the data the model was fitted to, or one row per level).
+    terms : sequence of str
+        Term names as in the posterior, e.g. ``["1|genre", "1|creator_id"]`` or ``["region"]``.
+    intercept : str or None
+        Name of the common intercept; ignored when ``None`` or when the posterior lacks it.
+
+    Returns
+    -------
+    numpy.ndarray, shape (chains * draws, n_rows, *response dims)
+
+    Raises
+    ------
+    KeyError
+        A term is not in the posterior, or a row's level is not among the term's levels.
+    ValueError
+        No intercept and no terms, or a term whose level dimension cannot be told.
+    """
+    import xarray as xr
+
+    post = fit["posterior"]
+    total = post[intercept] if intercept is not None and intercept in post else None
+    for term in terms:
+        if term not in post:
+            raise KeyError(f"group term {term!r} not in the posterior (has {list(post.data_vars)})")
+        da = post[term]
+        dim = _level_dim(da, term)
+        levels = pd.Index([str(v) for v in da[dim].values])
+        columns = term.split("|", 1)[-1].split(":")
+        keys = data[columns[0]].astype(str)
+        for col in columns[1:]:
+            keys = keys + ":" + data[col].astype(str)
+        pos = levels.get_indexer(keys)
+        if (pos < 0).any():
+            missing = keys[pos < 0].iloc[0]
+            raise KeyError(f"level {missing!r} of {term!r} is not in the posterior")
+        rows = da.isel({dim: xr.DataArray(pos, dims="row")}).reset_coords(drop=True)
+        total = rows if total is None else total + rows
+    if total is None:
+        raise ValueError("no intercept and no terms: nothing to add up")
+    if "row" not in total.dims:  # intercept only: the same for every row
+        total = total.expand_dims(row=len(data), axis=-1)
+    rest = [d for d in total.dims if d not in (*SAMPLE_DIMS, "row")]
+    return draws(total, dims=["row", *rest])
+
+
+def group_levels(idata, group: str) -> list[str]:
+    """The group labels of ``(1|group)``, in the order of :func:`group_intercepts` columns."""
+    term = f"1|{group}"
+    offsets = idata["posterior"][term]
+    return [str(v) for v in offsets[_level_dim(offsets, term)].values]
+
+
 def group_intercepts(idata, group: str, intercept: str = "Intercept") -> np.ndarray:
-    """Draws of each group's mean, ``Intercept + (1|group)[j]``.
+    """Draws of each group's mean, ``Intercept + (1|group)[j]`` (:func:`linear_predictor`).
 
     Returns
     -------
     draws : ndarray, shape (chains * draws, n_groups)
         In the order of the term's coordinate (see :func:`group_levels`).
     """
-    post = idata["posterior"]
-    offsets = post[f"1|{group}"]
-    dim = _factor_dim(offsets)
-    total = post[intercept] + offsets
-    return np.asarray(total.stack(sample=("chain", "draw")).transpose("sample", dim))
-
-
-def group_levels(idata, group: str) -> list[str]:
-    """The group labels of ``(1|group)``, in the order of :func:`group_intercepts` columns."""
-    offsets = idata["posterior"][f"1|{group}"]
-    return [str(v) for v in offsets[_factor_dim(offsets)].values]
-
-
-def summarise_draws(draws: np.ndarray, labels, prob: float = 0.95) -> pd.DataFrame:
-    """Posterior mean, sd and equal-tailed ``prob`` interval of each column of ``draws``.
-
-    Columns ``mean``, ``sd``, ``lower``, ``upper``; the index is ``labels``.
-    """
-    draws = np.asarray(draws, dtype=float)
-    tail = (1 - prob) / 2
-    lower, upper = np.quantile(draws, [tail, 1 - tail], axis=0)
-    return pd.DataFrame(
-        {"mean": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1), "lower": lower, "upper": upper},
-        index=pd.Index(list(labels)),
-    )
+    return linear_predictor(idata, pd.DataFrame({group: group_levels(idata, group)}), [f"1|{group}"], intercept)
 
 
 def by_label(values: pd.Series | pd.DataFrame, labels, what: str = "estimates"):

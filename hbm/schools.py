@@ -324,6 +324,8 @@ def exact_posterior(
 def flat_draws(da) -> tuple[np.ndarray, list[str]]:
     """Posterior draws of a variable as a (samples, levels) array, with the level labels.
 
+    The draws are :func:`hbm.posterior.draws` (chains stacked, chain-major).
+
     Parameters
     ----------
     da : xarray.DataArray
@@ -339,11 +341,12 @@ def flat_draws(da) -> tuple[np.ndarray, list[str]]:
     other = [d for d in da.dims if d not in ("chain", "draw")]
     if len(other) > 1:
         raise ValueError(f"expected at most one dimension besides chain and draw, found {other}")
-    stacked = da.stack(sample=("chain", "draw"))
+    from hbm.posterior import draws
+
+    flat = draws(da).astype(float)
     if not other:
-        return np.asarray(stacked.values, dtype=float)[:, None], [str(da.name)]
-    draws = np.asarray(stacked.transpose("sample", other[0]).values, dtype=float)
-    return draws, [str(v) for v in da[other[0]].values]
+        return flat[:, None], [str(da.name)]
+    return flat, [str(v) for v in da[other[0]].values]
 
 
 def group_moments(values, codes, n_groups: int | None = None) -> tuple[np.ndarray, np.ndarray]:

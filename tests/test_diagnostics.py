@@ -75,3 +75,48 @@ def test_sampler_read_from_sample_stats_when_posterior_is_silent(rng):
                          "sample_stats": {"diverging": np.zeros((2, 50), bool)}})
     tree["sample_stats"].attrs["inference_library"] = "nutpie"
     assert diagnostics.sampler_name(tree) == "nutpie"
+
+
+def _hmc_fit(rng, energy, saturated=None, stat="maxdepth_reached"):
+    """Well-mixed draws with the given energy per (chain, draw) and tree-depth flags."""
+    draws = rng.normal(size=energy.shape)
+    stats = {"diverging": np.zeros(energy.shape, bool), "energy": energy}
+    if saturated is not None:
+        stats[stat] = saturated
+    return az.from_dict({"posterior": {"x": draws}, "sample_stats": stats})
+
+
+def test_bfmi_is_arviz_and_low_bfmi_fails(rng):
+    """min_bfmi is arviz.bfmi's smallest chain value; a chain below 0.3 fails the fit and is named."""
+    energy = rng.normal(size=(4, 1000))
+    energy[2] = np.cumsum(rng.normal(size=1000)) * 0.05  # a random walk: tiny energy transitions
+    checks = diagnostics.check(_hmc_fit(rng, energy))
+    expected = np.asarray(az.bfmi(_hmc_fit(rng, energy))["energy"]).min()
+    assert checks.min_bfmi == pytest.approx(expected, rel=1e-12)
+    assert checks.min_bfmi < diagnostics.MIN_BFMI and not checks.ok
+    assert "E-BFMI down to" in checks.message
+
+
+def test_independent_energy_passes_bfmi(rng):
+    """Independent energies give E-BFMI near 2 (the variance of differences is twice the variance)."""
+    checks = diagnostics.check(_hmc_fit(rng, rng.normal(size=(4, 1000))))
+    assert checks.min_bfmi > 1.5 and checks.ok
+
+
+@pytest.mark.parametrize("stat", diagnostics.TREEDEPTH_STATS)
+def test_treedepth_saturation_beyond_one_percent_fails(rng, stat):
+    """40 of 4000 transitions (1%) at the maximum depth pass; 41 fail, for PyMC's and nutpie's stat names."""
+    saturated = np.zeros((4, 1000), bool)
+    saturated[0, :40] = True
+    checks = diagnostics.check(_hmc_fit(rng, rng.normal(size=(4, 1000)), saturated, stat))
+    assert checks.treedepth_hits == 40 and checks.ok
+    saturated[1, 0] = True
+    checks = diagnostics.check(_hmc_fit(rng, rng.normal(size=(4, 1000)), saturated, stat))
+    assert checks.treedepth_hits == 41 and not checks.ok
+    assert "41 transitions hit the maximum tree depth" in checks.message
+
+
+def test_without_energy_or_depth_stats_those_checks_are_skipped(rng):
+    """A fit without energy or tree-depth statistics is judged on the other checks alone."""
+    checks = diagnostics.check(_fit(rng.normal(size=(4, 1000))))
+    assert np.isnan(checks.min_bfmi) and checks.treedepth_hits == 0 and checks.ok

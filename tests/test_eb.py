@@ -628,3 +628,24 @@ def test_dm_empty_category_zero_equals_fit_without_it(rng):
     np.testing.assert_allclose(fit.posterior_mean.sum(axis=1), 1)
     with pytest.raises(ValueError, match="fewer than two categories"):
         eb.fit_dirichlet_multinomial(np.c_[x[:, :1], np.zeros((200, 3), int)], empty="zero")
+
+
+def test_logliks_equal_the_replaced_gammaln_formulas(rng):
+    """The scipy.stats log-likelihoods equal the hand-written formulas they replaced (rel 1e-12), n = 0 included."""
+    y, s = rng.normal(size=40), rng.uniform(0.1, 1.0, size=40)
+    v = s**2 + 0.4**2
+    assert eb.normal_normal_loglik(0.2, 0.4, y, s) == pytest.approx(
+        -0.5 * np.sum(np.log(2 * np.pi * v) + (y - 0.2) ** 2 / v), rel=1e-12)
+    n = rng.integers(0, 30, size=60)
+    n[:3] = 0
+    k = rng.binomial(n, 0.3)
+    lchoose = special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
+    by_hand = np.sum(lchoose + special.betaln(k + 1.3, n - k + 2.1) - special.betaln(1.3, 2.1))
+    assert eb.beta_binomial_loglik(1.3, 2.1, k, n) == pytest.approx(by_hand, rel=1e-12)
+    x = rng.integers(0, 15, size=(80, 5))
+    x[:4] = 0
+    a = rng.gamma(2.0, size=5)
+    m, total = x.sum(axis=1), a.sum()
+    by_hand = np.sum(special.gammaln(m + 1.0) - special.gammaln(x + 1.0).sum(axis=1) + special.gammaln(total)
+                     - special.gammaln(m + total) + (special.gammaln(x + a) - special.gammaln(a)).sum(axis=1))
+    assert eb.dirichlet_multinomial_loglik(a, x) == pytest.approx(by_hand, rel=1e-12)

@@ -123,7 +123,7 @@ def test_simulation_parameters_truth_eb_and_fallback():
     assert (p, kappa) == pytest.approx((fit.mean, fit.concentration))
     assert iv.simulation_parameters(truth, y, n, "Asia")[2] == "empirical Bayes"
     p, kappa, source = iv.simulation_parameters(None, np.zeros(3, int), np.array([2, 3, 4]), "Europe")
-    assert source == "fallback" and p == pytest.approx(0.5 / 10) and kappa == pytest.approx(20.0)
+    assert source == "fallback" and p == pytest.approx(0.5 / 10) and kappa == pytest.approx(np.exp(iv.KAPPA_PRIOR[0]))
 
 
 # --------------------------------------------------------------------------- confidence intervals
@@ -390,3 +390,17 @@ def test_coverage_phrase():
     assert iv.coverage_phrase(0.95 - 2.9 * se, 1000) == "within Monte Carlo error of"
     assert iv.coverage_phrase(0.95 - 3.1 * se, 1000) == "below"
     assert iv.coverage_phrase(0.99, 1000) == "above"
+
+
+def test_mc_se_is_the_metrics_coverage_error():
+    """intervals.mc_se is hbm.metrics.coverage_mc_error (one implementation), vectorised as summarise_coverage needs."""
+    from hbm import metrics
+
+    assert iv.mc_se is metrics.coverage_mc_error
+    np.testing.assert_allclose(iv.mc_se(pd.Series([0.75, 0.5]), pd.Series([4, 100])),
+                               [np.sqrt(0.75 * 0.25 / 4), 0.05], rtol=1e-15)
+
+
+def test_kappa_prior_is_the_music_models():
+    """One prior on log kappa for the grid posterior and the three-level model: N(3, 1.5^2)."""
+    assert iv.KAPPA_PRIOR == (3.0, 1.5)

@@ -180,3 +180,25 @@ def test_group_summaries_rejects_bad_input():
         group_summaries([1.0, np.nan], ["a", "a"])
     with pytest.raises(ValueError, match="empty"):
         group_summaries([], [])
+
+
+def _old_factorize(groups):
+    """The np.unique/argsort code pooling._factorize replaced (codes by first appearance)."""
+    uniq, first, inverse = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return rank[inverse.reshape(-1)], uniq[order]
+
+
+@pytest.mark.parametrize("groups", [["b", "a", "b", "c"], [3, 1, 3, 2, 1], np.array([2.5, 0.5, 2.5]),
+                                    pd.Categorical(["x", "y", "x"]), np.array(["g2", "g10", "g1"], dtype=object)])
+def test_factorize_equals_the_replaced_unique_code(groups):
+    """pooling._factorize (pandas.factorize) gives the old codes and labels, in order of first appearance."""
+    from hbm.pooling import _factorize
+
+    codes, labels = _factorize(groups, len(groups))
+    old_codes, old_labels = _old_factorize(groups)
+    np.testing.assert_array_equal(codes, old_codes)
+    np.testing.assert_array_equal(labels, old_labels)
+    assert codes.dtype == old_codes.dtype and labels.dtype == old_labels.dtype

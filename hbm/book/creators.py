@@ -44,11 +44,14 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from hbm import posterior
 from hbm.book.common import Inline, fmt, pct
+from hbm.metrics import SIZE_BINS
 
 __all__ = [
     "PARAMETERIZATIONS",
     "PRIOR_SCALES",
+    "SIZE_BINS",
     "HYPERPARAMETERS",
     "creator_arrays",
     "build_model",
@@ -260,82 +263,19 @@ def add_creator_draws(fit, df: pd.DataFrame, rng: np.random.Generator, name: str
 
 
 def creator_draws(fit, name: str = "tau") -> np.ndarray:
-    """Posterior draws of the creators' effects, shape (chains * draws, n_creators)."""
-    da = fit["posterior"][name]
-    other = [d for d in da.dims if d not in ("chain", "draw")]
-    return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", *other))
+    """Posterior draws of the creators' effects, shape (chains * draws, n_creators) (:func:`hbm.posterior.draws`)."""
+    return posterior.draws(fit, name)
 
 
-def bambi_unit_effects(fit, data: pd.DataFrame, terms: Sequence[str], intercept: str = "Intercept") -> np.ndarray:
-    r"""Each row's mean ``mu`` in a Bambi model of intercepts, rebuilt from the posterior.
-
-    Bambi 0.21's ``model.predict(idata, kind="response_params")`` raises
-    ``TypeError: 'str' object cannot be interpreted as an integer`` when the sigma formula is
-    only an offset (``"sigma ~ 0 + offset(np.log(se))"``, the known-standard-error model).
-    For a model ``y ~ [1 +] (1|a) + (1|b) + ...`` the linear predictor of row ``i`` is
-
-    .. math:: \eta_i = \beta_0 + u^{(a)}_{a[i]} + u^{(b)}_{b[i]} + \dots
-
-    (:math:`\beta_0` only when the posterior has ``intercept``), which this function sums
-    draw by draw. A term over an interaction, ``(1|a:b)``, is looked up by the level
-    ``"<a>:<b>"`` as Bambi labels it.
-
-    Parameters
-    ----------
-    fit : xarray.DataTree
-        The Bambi fit.
-    data : pandas.DataFrame
-        The rows to compute (e.g. the data the model was fitted to).
-    terms : sequence of str
-        Group-term names as in the posterior, e.g. ``["1|genre", "1|creator_id"]``.
-    intercept : str
-        Name of the common intercept; ignored when the posterior lacks it.
-
-    Returns
-    -------
-    ndarray, shape (chains * draws, n_rows)
-
-    Raises
-    ------
-    KeyError
-        A term is not in the posterior, or a row's level is not among the term's levels.
-    """
-    post = fit["posterior"]
-    total = None
-    if intercept in post:
-        total = np.asarray(post[intercept].stack(sample=("chain", "draw")))[:, None]
-    for term in terms:
-        if term not in post:
-            raise KeyError(f"group term {term!r} not in the posterior (has {list(post.data_vars)})")
-        da = post[term]
-        (dim,) = [d for d in da.dims if d not in ("chain", "draw")]
-        levels = pd.Index([str(v) for v in da[dim].values])
-        columns = term.split("|", 1)[1].split(":")
-        keys = data[columns[0]].astype(str)
-        for col in columns[1:]:
-            keys = keys + ":" + data[col].astype(str)
-        pos = levels.get_indexer(keys)
-        if (pos < 0).any():
-            missing = keys[pos < 0].iloc[0]
-            raise KeyError(f"level {missing!r} of {term!r} is not in the posterior")
-        draws = np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", dim))[:, pos]
-        total = draws if total is None else total + draws
-    if total is None:
-        raise ValueError("no intercept and no terms: nothing to add up")
-    return total
+#: Each row's ``mu`` in a Bambi model of intercepts, rebuilt from the posterior (Bambi 0.21's
+#: ``predict(kind="response_params")`` fails with an offset-only sigma): the one implementation
+#: is :func:`hbm.posterior.linear_predictor`, ``(fit, data, terms, intercept="Intercept")``.
+bambi_unit_effects = posterior.linear_predictor
 
 
 def summarise_units(draws: np.ndarray, prob: float = 0.95) -> pd.DataFrame:
-    """Posterior mean and central (equal-tailed) ``prob`` interval of each column of ``draws``.
-
-    Returns a frame with columns ``estimate``, ``sd``, ``lower``, ``upper`` (the column names
-    of :meth:`hbm.pooling.PoolingResult.to_frame`, so methods stack).
-    """
-    draws = np.asarray(draws, float)
-    tail = (1.0 - prob) / 2.0
-    lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
-    return pd.DataFrame({"estimate": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1),
-                         "lower": lower, "upper": upper})
+    """:func:`hbm.posterior.summarise_draws` with the mean named ``estimate`` (as :meth:`hbm.pooling.PoolingResult.to_frame`)."""
+    return posterior.summarise_draws(draws, prob=prob, mean_column="estimate")
 
 
 def truth_frame(truth: Mapping | None, df: pd.DataFrame) -> pd.Series | None:
@@ -381,11 +321,12 @@ def method_table(methods: Mapping[str, pd.DataFrame], df: pd.DataFrame) -> pd.Da
     return out
 
 
-def evaluate_methods(table: pd.DataFrame, truth: pd.Series, edges=(100, 500)) -> pd.DataFrame:
+def evaluate_methods(table: pd.DataFrame, truth: pd.Series, edges=SIZE_BINS) -> pd.DataFrame:
     """MSE, coverage and mean width of every method, overall and by sample-size bin.
 
     Uses :func:`hbm.metrics.evaluate` on each method of a :func:`method_table`; ``truth``
-    holds the true effects in the creators' order (:func:`truth_frame`).
+    holds the true effects in the creators' order (:func:`truth_frame`); ``edges`` are the
+    size-bin edges of :func:`hbm.metrics.size_bins` (default :data:`SIZE_BINS`).
 
     Returns
     -------
@@ -509,14 +450,13 @@ def analyse_dataset(df: pd.DataFrame, truth: Mapping, fit, rng: np.random.Genera
     methods["Empirical Bayes"] = pd.DataFrame({"estimate": eb_fit.posterior_mean, "lower": lo, "upper": hi})
     table = method_table(methods, df)
     metrics_ = evaluate_methods(table, truth_frame(truth, df))
-    tail = (1.0 - prob) / 2.0
-    hyper = []
-    for name in ("sigma_genre", "sigma_creator"):
-        d = np.asarray(fit["posterior"][name]).ravel()
-        lo_, hi_ = np.quantile(d, [tail, 1.0 - tail])
-        hyper.append({"parameter": name, "truth": float(truth[name]), "posterior mean": float(d.mean()),
-                      "covered": bool(lo_ <= truth[name] <= hi_)})
-    hyper = pd.DataFrame(hyper)
+    hyper = posterior.summarise_draws(
+        np.column_stack([posterior.draws(fit, name) for name in ("sigma_genre", "sigma_creator")]),
+        ["sigma_genre", "sigma_creator"], prob=prob)
+    true = pd.Series({name: float(truth[name]) for name in hyper.index})
+    hyper = pd.DataFrame({"parameter": hyper.index, "truth": true.to_numpy(),
+                          "posterior mean": hyper["mean"].to_numpy(),
+                          "covered": ((hyper["lower"] <= true) & (true <= hyper["upper"])).to_numpy()})
     hyper["EB estimate"] = [np.nan, eb_fit.tau]
     rhat = az.rhat(fit["posterior"].to_dataset()[list(HYPERPARAMETERS)])
     sampler = {"divergences": int(np.asarray(fit["sample_stats"]["diverging"]).sum()),

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hbm import intervals, posterior
 from hbm.book.data import GENRE_LABELS, GENRES, counts_matrix
 
 __all__ = [
@@ -73,8 +74,9 @@ __all__ = [
 
 #: Prior of log c (mean, sd): c between about 3 and 140 (95%), median 20.
 C_PRIOR: tuple[float, float] = (3.0, 1.0)
-#: Prior of log kappa_r (mean, sd): kappa_r between about 1 and 380 (95%), median 20.
-KAPPA_PRIOR: tuple[float, float] = (3.0, 1.5)
+#: Prior of log kappa_r (mean, sd): kappa_r between about 1 and 380 (95%), median 20. The one
+#: definition is :data:`hbm.intervals.KAPPA_PRIOR` (the intervals chapter's grid posterior uses it too).
+KAPPA_PRIOR: tuple[float, float] = intervals.KAPPA_PRIOR
 
 
 def region_codes(plays: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -247,8 +249,7 @@ def alpha_draws(fit, var_name: str = "alpha") -> np.ndarray:
     numpy.ndarray, shape (chains * draws, n_regions, K)
         Regions in the model's ``region`` coordinate order, genres in :data:`GENRES` order.
     """
-    da = fit["posterior"][var_name]
-    return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", "region", "genre"))
+    return posterior.draws(fit, var_name, dims=("region", "genre"))
 
 
 def bambi_alpha_draws(fit, regions) -> np.ndarray:
@@ -274,23 +275,13 @@ def bambi_alpha_draws(fit, regions) -> np.ndarray:
     """
     post = fit["posterior"]
     if "1|region" in post:
-        eta = post["Intercept"] + post["1|region"]
+        term, intercept = "1|region", "Intercept"
     elif "region" in post:
-        eta = post["region"]
+        term, intercept = "region", None
     else:
         raise KeyError("expected a 'region' or '1|region' term in the fit's posterior")
-    region_dim = next(d for d in eta.dims if d.startswith("region"))
-    genre_dim = next(d for d in eta.dims if d not in ("chain", "draw", region_dim))
-    eta = eta.sel({region_dim: list(regions)})
-    stacked = eta.stack(sample=("chain", "draw")).transpose("sample", region_dim, genre_dim)
-    return np.exp(np.asarray(stacked, dtype=np.float64))
-
-
-def _interval(draws: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed ``prob`` interval along ``axis``."""
-    tail = (1.0 - prob) / 2.0
-    lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=axis)
-    return lower, upper
+    eta = posterior.linear_predictor(fit, pd.DataFrame({"region": [str(r) for r in regions]}), [term], intercept)
+    return np.exp(np.asarray(eta, dtype=np.float64))
 
 
 def profile_summary(alpha: np.ndarray, regions, prob: float = 0.95) -> pd.DataFrame:
@@ -314,15 +305,13 @@ def profile_summary(alpha: np.ndarray, regions, prob: float = 0.95) -> pd.DataFr
     """
     alpha = np.asarray(alpha, dtype=np.float64)
     p = alpha / alpha.sum(axis=-1, keepdims=True)
-    lower, upper = _interval(p, prob)
-    R, K = p.shape[1:]
+    S, R, K = p.shape
+    summary = posterior.summarise_draws(p.reshape(S, R * K), prob=prob)  # region-major columns
     return pd.DataFrame({
         "region": np.repeat(list(regions), K),
         "genre": np.tile(list(GENRES), R),
         "label": np.tile([GENRE_LABELS[g] for g in GENRES], R),
-        "mean": p.mean(axis=0).ravel(),
-        "lower": lower.ravel(),
-        "upper": upper.ravel(),
+        **{col: summary[col].to_numpy() for col in ("mean", "lower", "upper")},
     })
 
 
@@ -336,11 +325,8 @@ def kappa_summary(alpha: np.ndarray, regions, prob: float = 0.95) -> pd.DataFram
         :math:`\\kappa_r = \\sum_k \\alpha_{rk}`.
     """
     kappa = np.asarray(alpha, dtype=np.float64).sum(axis=-1)
-    lower, upper = _interval(kappa, prob)
-    return pd.DataFrame(
-        {"mean": kappa.mean(axis=0), "lower": lower, "upper": upper},
-        index=pd.Index(list(regions), name="region"),
-    )
+    summary = posterior.summarise_draws(kappa, regions, prob=prob)[["mean", "lower", "upper"]]
+    return summary.rename_axis("region")
 
 
 def posterior_mean_given_alpha(alpha_r: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -451,7 +437,7 @@ def user_posteriors(alpha: np.ndarray, counts, region_idx, *, prob: float = 0.95
         total = kappa[:, idx[sl]] + n[None, sl]  # (S, m)
         out["mean"][sl] = (a / total[..., None]).mean(axis=0)
         theta = rng.beta(a, total[..., None] - a)
-        out["lower"][sl], out["upper"][sl] = _interval(theta, prob)
+        out["lower"][sl], out["upper"][sl] = posterior.eti(theta, prob)
         weight[sl] = (n[None, sl] / total).mean(axis=0)
     return UserPosterior(out["mean"], out["lower"], out["upper"], weight, n, prob)
 

@@ -323,3 +323,69 @@ def test_sampler_row_from_diagnostics(rng):
     row = cr.sampler_row(checks, 2.0)
     assert row["ESS per second"] == pytest.approx(checks.min_ess_bulk / 2.0)
     assert row["divergences"] == 0 and row["max R-hat"] == checks.max_rhat
+
+
+# --------------------------------------------------------------------------- one implementation (#15)
+
+
+def _chapter_marginal_model(creators):
+    """The marginal model as chapters/creators.qmd wrote it before #15 (its model cell, verbatim)."""
+    import pymc as pm
+
+    genre = creators["genre"].cat
+    coords = {"genre": list(genre.categories), "creator": list(creators["creator_id"])}
+    with pm.Model(coords=coords) as creator_model:
+        effect = pm.Data("effect", creators["effect"].to_numpy(), dims="creator")
+        se = pm.Data("se", creators["se"].to_numpy(), dims="creator")
+        genre_idx = pm.Data("genre_idx", genre.codes.to_numpy(), dims="creator")
+        mu_global = pm.Normal("mu_global", 0, 1)
+        sigma_genre = pm.HalfNormal("sigma_genre", 1)
+        sigma_creator = pm.HalfNormal("sigma_creator", 1)
+        mu_genre = pm.Normal("mu_genre", mu_global, sigma_genre, dims="genre")
+        pm.Normal("y", mu_genre[genre_idx], pm.math.sqrt(se**2 + sigma_creator**2),
+                  observed=effect, dims="creator")
+    return creator_model
+
+
+def test_build_model_marginal_is_the_chapters_model(tiny_creators, rng):
+    """build_model(df, "marginal") has the chapter's variables, coordinates, data and log density (rel 1e-12)."""
+    ours, chapter = cr.build_model(tiny_creators, "marginal"), _chapter_marginal_model(tiny_creators)
+    assert [v.name for v in ours.free_RVs] == [v.name for v in chapter.free_RVs]
+    assert [v.name for v in ours.observed_RVs] == [v.name for v in chapter.observed_RVs]
+    assert {k: list(v) for k, v in ours.coords.items()} == {k: list(v) for k, v in chapter.coords.items()}
+    for name in ("effect", "se", "genre_idx"):
+        np.testing.assert_array_equal(ours[name].get_value(), chapter[name].get_value())
+    logp_ours, logp_chapter = ours.compile_logp(), chapter.compile_logp()
+    for _ in range(5):
+        point = {"mu_global": rng.normal(), "sigma_genre_log__": rng.normal(), "sigma_creator_log__": rng.normal(),
+                 "mu_genre": rng.normal(size=3)}
+        assert logp_ours(point) == pytest.approx(logp_chapter(point), rel=1e-12)
+
+
+def test_summarise_units_equals_the_replaced_numpy_code(rng):
+    """summarise_units (now hbm.posterior.summarise_draws) equals the old mean/sd/quantile frame to 1e-14."""
+    draws = rng.normal(size=(1000, 4)) * [1, 2, 3, 4]
+    old = pd.DataFrame({"estimate": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1),
+                        "lower": np.quantile(draws, 0.05, axis=0), "upper": np.quantile(draws, 0.95, axis=0)})
+    pd.testing.assert_frame_equal(cr.summarise_units(draws, prob=0.9), old, check_exact=False, rtol=0, atol=1e-14)
+
+
+def test_analyse_dataset_hyper_table_equals_the_replaced_code(rng):
+    """The hyperparameter rows (posterior mean, covered by the central interval) equal the old ravel/quantile code."""
+    df = _frame([0.1, 0.5, -0.2, 0.3], [0.2, 0.3, 0.2, 0.1], ["a", "a", "b", "b"], n=[50, 200, 600, 80])
+    post = {name: (("chain", "draw"), rng.gamma(4.0, 0.1, size=(2, 200))) for name in HYPER_SCALARS}
+    post["mu_genre"] = (("chain", "draw", "genre"), rng.normal(size=(2, 200, 2)), ["a", "b"])
+    fit = _posterior(**post)
+    truth = {"sigma_genre": 0.3, "sigma_creator": 10.0,
+             "creators": [{"creator_id": c, "true_effect": 0.0} for c in df["creator_id"]]}
+    hyper = cr.analyse_dataset(df, truth, fit, np.random.default_rng(1), prob=0.9)["hyper"]
+    for name, row in hyper.set_index("parameter").iterrows():
+        d = np.asarray(fit["posterior"][name]).ravel()
+        lo, hi = np.quantile(d, [0.05, 0.95])
+        assert row["posterior mean"] == pytest.approx(d.mean(), rel=1e-14)
+        assert row["covered"] == bool(lo <= truth[name] <= hi) and row["truth"] == truth[name]
+    assert list(hyper["parameter"]) == ["sigma_genre", "sigma_creator"] and list(hyper["covered"]) == [True, False]
+    assert hyper["covered"].dtype == bool
+
+
+HYPER_SCALARS = ("mu_global", "sigma_genre", "sigma_creator")

@@ -184,6 +184,33 @@ def test_profile_and_kappa_summaries():
     assert ks.loc["R", "upper"] == pytest.approx(np.quantile(kappas, 0.975))
 
 
+def test_summaries_equal_the_replaced_quantile_code(rng):
+    """profile_summary/kappa_summary (now hbm.posterior.summarise_draws) equal the old numpy code to 1e-14."""
+    alpha = rng.gamma(3.0, size=(800, 3, len(GENRES)))
+    p = alpha / alpha.sum(axis=-1, keepdims=True)
+    lower, upper = np.quantile(p, [0.025, 0.975], axis=0)
+    ps = music.profile_summary(alpha, ["A", "B", "C"])
+    np.testing.assert_allclose(ps["mean"], p.mean(axis=0).ravel(), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(ps["lower"], lower.ravel(), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(ps["upper"], upper.ravel(), rtol=0, atol=1e-14)
+    assert list(ps["region"][:len(GENRES) + 1]) == ["A"] * len(GENRES) + ["B"]
+    kappa = alpha.sum(axis=-1)
+    ks = music.kappa_summary(alpha, ["A", "B", "C"], prob=0.8)
+    assert ks.index.name == "region" and list(ks.columns) == ["mean", "lower", "upper"]
+    np.testing.assert_allclose(ks["lower"], np.quantile(kappa, 0.1, axis=0), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(ks["upper"], np.quantile(kappa, 0.9, axis=0), rtol=0, atol=1e-13)
+
+
+def test_kappa_prior_is_the_one_library_constant():
+    """The music model's prior on log kappa_r is hbm.intervals.KAPPA_PRIOR, (3, 1.5): one definition."""
+    from hbm import intervals
+
+    assert music.KAPPA_PRIOR is intervals.KAPPA_PRIOR and music.KAPPA_PRIOR == (3.0, 1.5)
+    model = music.three_level_model(TOY)
+    mu, sigma = model["log_kappa"].owner.inputs[-2:]
+    assert (np.unique(mu.eval()).tolist(), np.unique(sigma.eval()).tolist()) == ([3.0], [1.5])
+
+
 def test_bambi_alpha_draws_log_link_and_region_order():
     """Bambi's log link: alpha = exp(coefficients); '1|region' adds the intercept; regions follow the order asked."""
     eta = np.log(np.arange(1, 41, dtype=float)).reshape(1, 2, 4, 5) * 0.5
