@@ -42,3 +42,44 @@ def test_book_helpers_import_no_build_tools(module):
     """A book helper never imports the build tools (booktools, jupyter-cache, nbclient)."""
     found = {name for name in _imported(module) if name.split(".")[0] in ("booktools", "jupyter_cache", "nbclient")}
     assert not found, f"{module} imports {sorted(found)}"
+
+
+def _installed_closure(requirements) -> set[str]:
+    """Distribution names of ``requirements`` and everything they require (no extras), normalised."""
+    import re
+    from importlib import metadata
+
+    seen: set[str] = set()
+    todo = list(requirements)
+    while todo:
+        req = todo.pop()
+        if ";" in req and "extra" in req.split(";", 1)[1]:
+            continue
+        name = re.split(r"[ <>=!~\[;(]", req, maxsplit=1)[0].lower().replace("_", "-")
+        if name not in seen:
+            seen.add(name)
+            try:
+                todo.extend(metadata.requires(name) or [])
+            except metadata.PackageNotFoundError:
+                pass
+    return seen
+
+
+def test_library_needs_only_its_declared_dependencies():
+    """`pip install hbm` (no extras) installs every distribution the statistics library's source imports."""
+    import ast
+    from importlib import metadata
+
+    base = [r for r in metadata.requires("hbm") if "extra ==" not in r]
+    allowed = _installed_closure(base) | {"hbm"}
+    providers = metadata.packages_distributions()
+    names = set()
+    for module in LIBRARY:
+        tree = ast.parse((ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names.add(node.module.split(".")[0])
+    needed = {dist.lower().replace("_", "-") for name in names for dist in providers.get(name, [])}
+    assert needed <= allowed, f"the library imports {sorted(needed - allowed)}, not in hbm's base dependencies"
