@@ -147,9 +147,9 @@ def grid_close_sentence(regional, three_level, checks, tolerance: float = 0.01) 
                       "failed its sampler diagnostics.")
     close = abs(regional.lower - three_level.lower) <= tolerance and abs(regional.upper - three_level.upper) <= tolerance
     if close:
-        return Inline("Its interval on the real data is close to the full model's (@fig-intervals), which is why the "
-                      "simulation can use the grid posteriors instead.")
-    return Inline("On these data its interval differs from the full model's by more than "
+        return Inline("The regional-prior grid's interval on the real data is close to the full model's "
+                      "(@fig-intervals), so the grid posteriors can stand in for it.")
+    return Inline("On these data the regional-prior grid's interval differs from the full model's by more than "
                   f"{fmt(tolerance, '.2f')} at an end (@fig-intervals), so the simulation studies the grid posteriors, "
                   "not the full model.")
 

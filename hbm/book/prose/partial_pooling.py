@@ -80,7 +80,8 @@ def prior_sentence(prior_ranges: dict, unit: str = "points") -> Inline:
     means = prior_ranges["PyMC: inverse-gamma sigma", "School average"]
     ig_sd = prior_ranges["PyMC: inverse-gamma sigma", "School SD"]
     ln_sd = prior_ranges["Bambi: log-normal sigma", "School SD"]
-    dm, ds = f".{digits_for(means[:2])}f", f".{digits_for([*ig_sd[:2], *ln_sd[:2]], 3)}f"
+    # Decimals: the means with two significant digits at their largest, the SDs at their smallest.
+    dm, ds = f".{digits_for(means[:2])}f", f".{digits_for([min(ig_sd[0], ln_sd[0])])}f"
     text = (f"Under the inverse-gamma model's priors, 95% of simulated school averages lie between "
             f"{fmt(means[0], dm)} and {fmt(means[1], dm)} {unit} and 95% of simulated school SDs between "
             f"{fmt(ig_sd[0], ds)} and {fmt(ig_sd[1], ds)}; under Bambi's, the school SDs range from "
@@ -237,8 +238,9 @@ def summary_eight(versus: pd.DataFrame, exact, checks, centered, noncentered) ->
     text = (f"For the eight schools the exact posterior means of $\\mu$ and $\\tau$ are {fmt(exact.mu_mean, '.2f')} and "
             f"{fmt(exact.tau_mean, '.2f')}; Bambi's non-centered fit is within {fmt(worst, '.1f')} MCSE of the "
             f"quadrature for every parameter" + ("" if checks.ok else ", but it failed its diagnostics") + ". ")
-    text += (f"The centered form at the default target acceptance had {plural(centered.divergences, 'divergence')}, "
-             f"the non-centered one at 0.99 {plural(noncentered.divergences, 'divergence')}.")
+    after = "none" if noncentered.divergences == 0 else count(noncentered.divergences)
+    text += (f"The centered form at the default target acceptance had {plural(centered.divergences, 'divergence')}; "
+             f"the non-centered form at 0.99 had {after}.")
     return Inline(text)
 
 
@@ -253,3 +255,13 @@ def summary_ppc(ppc: pd.DataFrame, eight_ppc: pd.DataFrame) -> Inline:
     second = ("the eight-schools model every observed estimate" if b == 0 else
               f"the eight-schools model misses {plural(b, 'observed estimate')}")
     return Inline(f"In the posterior predictive checks, {first}, and {second}.")
+
+
+def variance_sentence(similar: str, model_gap: pd.Series, checks: dict) -> Inline:
+    """How close the two variance hierarchies are, said to be unreliable first when a fit failed."""
+    failed = _failed(checks)
+    warning = "" if not failed else (
+        f"The {' and '.join(failed)} {'fit' if len(failed) == 1 else 'fits'} failed the sampler diagnostics "
+        "(@tbl-pp-diagnostics), so this comparison is unreliable. ")
+    return Inline(warning + f"The two hierarchies give {similar}: their posterior means differ by at most "
+                            f"{fmt(model_gap.max(), '.2f')} points for any school.")

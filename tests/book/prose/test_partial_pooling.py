@@ -148,4 +148,11 @@ def test_summaries_flag_failed_fits():
     assert "do not both pull" in pp.summary_variances(sigmas.assign(**{"log-normal": [1.0, 20.0]}), pd.Series([0.5]), {"x": OK})
     versus = pd.DataFrame({"z": [0.5, -1.2]}, index=["mu", "tau"])
     text = pp.summary_eight(versus, SimpleNamespace(mu_mean=4.4, tau_mean=3.6), OK, FAILED, OK)
-    assert "had 3 divergences, the non-centered one at 0.99 0 divergences" in text
+    assert "had 3 divergences; the non-centered form at 0.99 had none" in text
+
+
+def test_variance_sentence_never_empty_and_flags_failures():
+    """The sentence always has text (an empty inline value prints its source), and names failed fits."""
+    text = pp.variance_sentence("nearly the same answer", pd.Series([0.1, 0.28]), {"a": OK})
+    assert text == "The two hierarchies give nearly the same answer: their posterior means differ by at most 0.28 points for any school."
+    assert pp.variance_sentence("x", pd.Series([0.1]), {"PyMC's model": FAILED}).startswith("The PyMC's model fit failed")
