@@ -80,12 +80,16 @@ def prior_sentence(prior_ranges: dict, unit: str = "points") -> Inline:
     means = prior_ranges["PyMC: inverse-gamma sigma", "School average"]
     ig_sd = prior_ranges["PyMC: inverse-gamma sigma", "School SD"]
     ln_sd = prior_ranges["Bambi: log-normal sigma", "School SD"]
-    # Decimals: the means with two significant digits at their largest, the SDs at their smallest.
-    dm, ds = f".{digits_for(means[:2])}f", f".{digits_for([min(ig_sd[0], ln_sd[0])])}f"
+    # Decimals: the means with two significant digits at their largest; each SD with two of its own.
+    dm = f".{digits_for(means[:2])}f"
+
+    def sd(x):
+        return fmt(x, f".{digits_for([x])}f")
+
     text = (f"Under the inverse-gamma model's priors, 95% of simulated school averages lie between "
             f"{fmt(means[0], dm)} and {fmt(means[1], dm)} {unit} and 95% of simulated school SDs between "
-            f"{fmt(ig_sd[0], ds)} and {fmt(ig_sd[1], ds)}; under Bambi's, the school SDs range from "
-            f"{fmt(ln_sd[0], ds)} to {fmt(ln_sd[1], ds)}.\n")
+            f"{sd(ig_sd[0])} and {sd(ig_sd[1])}; under Bambi's, the school SDs range from "
+            f"{sd(ln_sd[0])} to {sd(ln_sd[1])}.\n")
     if all(r[2] == 1 for r in prior_ranges.values()):
         return Inline(text + "Every observed school average and SD falls inside these central 95% ranges: the priors "
                              "are wide, but on the scale of the data, and rule out nothing the data show.")

@@ -71,7 +71,8 @@ def _ranges(share=1.0):
 def test_prior_sentence_both_verdicts_and_digits():
     """The prior ranges print with the data's digits, and the verdict is written both ways."""
     good = pp.prior_sentence(_ranges())
-    assert "between 40 and 62 points" in good and "rule out nothing" in good
+    assert "between 40 and 62 points" in good and "between 2.3 and 20;" in good and "from 1.1 to 31." in good
+    assert "rule out nothing" in good
     assert "deserve a second look" in pp.prior_sentence(_ranges(share=0.5))
 
 
