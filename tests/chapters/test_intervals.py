@@ -12,6 +12,8 @@ import pytest
 
 from booktools import checks as quarto
 from booktools.execute import execute_chapter
+from hbm.book.prose import intervals as prose
+from hbm.intervals import coverage_phrase
 from tests.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,9 +50,6 @@ def test_static_checks_pass(root):
 def test_replication_counts_are_stated(ch):
     """The chapter runs 1,000 fixed-p, 2,000 prior-drawn and 300-per-point curve replications and says so."""
     assert ch.value("(R_FIXED, R_PRIOR, R_CURVE)") == (1000, 2000, 300)
-    assert ch.inline["count(R_FIXED)"] == "1,000"
-    assert ch.inline["count(R_PRIOR)"] == "2,000"
-    assert ch.inline["count(R_CURVE)"] == "300"
     assert ch.value("(len(fixed) // len(LABELS), len(drawn) // len(LABELS))") == (1000, 2000)
 
 
@@ -67,7 +66,8 @@ def test_bootstrap_undercovers_as_stated(ch, cov):
         coverage, reps = cov[(experiment, "bootstrap")]
         assert coverage < 0.95 - K * mc_se(reps), (experiment, coverage)
         assert coverage > 0.85, "a little short, not broken"
-    assert ch.inline['phrase("fixed", "bootstrap")'] == "below"
+    assert coverage_phrase(*cov[("fixed", "bootstrap")]) == "below"
+    assert prose.bootstrap_sentence("below", 10).startswith("With only 10 users")
 
 
 def test_naive_binomial_interval_fails(cov):
@@ -80,7 +80,7 @@ def test_flat_credible_interval_covers_at_fixed_p(ch, cov):
     """With p fixed, the flat-prior credible interval covers within 3 MC se of 95%."""
     coverage, reps = cov[("fixed", "credible:flat")]
     assert abs(coverage - 0.95) <= K * mc_se(reps)
-    assert ch.inline['phrase("fixed", "credible:flat")'] == "within Monte Carlo error of"
+    assert coverage_phrase(coverage, reps) == "within Monte Carlo error of"
 
 
 def test_regional_credible_interval_calibrated_under_its_prior(ch, cov):
@@ -88,7 +88,7 @@ def test_regional_credible_interval_calibrated_under_its_prior(ch, cov):
     coverage, reps = cov[("drawn", "credible:regional")]
     assert reps == 2000
     assert abs(coverage - 0.95) <= K * mc_se(reps)
-    assert ch.inline['phrase("drawn", "credible:regional")'] == "within Monte Carlo error of"
+    assert coverage_phrase(coverage, reps) == "within Monte Carlo error of"
 
 
 def test_regional_credible_coverage_depends_on_fixed_p(ch):
@@ -128,7 +128,7 @@ def test_width_comparisons_match_the_prose(ch):
     """The regional-prior interval is narrower than the flat one; over replications the flat credible interval is narrower than the t interval."""
     assert ch.value("w_reg < w_flat")
     assert ch.value("sim_w['credible:flat'] < sim_w['cluster_t']")
-    assert ch.inline["compare(w_reg, w_flat)"].endswith("narrower than")
+    assert prose.compare_widths(ch.results["w_reg"], ch.results["w_flat"]).endswith("narrower than")
 
 
 def test_grid_posterior_close_to_three_level_model(ch):
@@ -142,14 +142,16 @@ def test_three_level_fit_diagnostics_pass(ch):
     """The three-level model was sampled with nutpie and passes every diagnostic check."""
     assert ch.value("checks.sampler") == "nutpie"
     assert ch.value("checks.ok")
-    assert ch.inline["Inline(checks.message)"].endswith("all checks pass.")
+    assert ch.results["checks"].message.endswith("all checks pass.")
+    assert "unreliable" not in prose.three_level_sentence(ch.results["three_level"], ch.results["checks"])
 
 
 def test_truth_sentence_on_project_data(ch):
     """With the project's truth file the chapter names the true p, 0.37, and which intervals contain it."""
     assert ch.value("has_truth")
     assert ch.value("(p_fixed, kappa_fixed, source)") == (0.37, 12.0, "truth")
-    assert ch.inline["truth_sentence"].startswith("The true $p$ of the simulation that generated this file is 0.3700.")
+    text = prose.truth_sentence(ch.results["real"], ch.results["p_true"])
+    assert text.startswith("The true $p$ of the simulation that generated this file is 0.3700.")
 
 
 def test_every_interval_states_probability_and_kind(ch):
@@ -162,11 +164,31 @@ def test_every_interval_states_probability_and_kind(ch):
         assert "95%" in caption and "equal-tailed" in caption, label
 
 
-def test_chapter_runs_on_data_without_truth(variant):
-    """On a perturbed copy of the data the truth no longer matches; the chapter runs and says no truth is available."""
-    executed = variant(CHAPTER, "no-truth", VARIANTS["no-truth"])
-    assert executed.inline["truth_sentence"].startswith("No simulation truth is available for this data file")
-    assert "no simulation truth is available for this data file" in executed.inline["fixed_sentence"]
+def test_coverage_axis_follows_the_data(ch):
+    """The coverage figure's axis starts below every band it draws (not at 0%), and the binomial interval is printed off scale."""
+    cov, lo = ch.results["coverage"], ch.results["lo_axis"]
+    shown = cov[cov["method"] != "naive"]
+    assert 0 < lo <= shown["band_lower"].min()
+    assert (ch.results["plot"].query("method == 'naive'")["note"].str.endswith("off scale")).all()
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_sentences_follow_the_readers_data(variant, name):
+    """On each own-data variant: no truth claimed, the region exists, failed fits called unreliable, verdicts match numbers."""
+    executed = variant(CHAPTER, name, VARIANTS[name])
+    r = executed.results
+    assert not r["has_truth"]
+    assert prose.truth_sentence(r["real"], None).startswith("No simulation truth is available for this data file")
+    assert "no simulation truth is available" in prose.fixed_sentence(r["p_fixed"], r["kappa_fixed"], r["source"])
+    assert r["region"] in set(r["music"]["region"].astype(str))
+    checks = r["checks"]
+    assert ("unreliable" in prose.three_level_sentence(r["three_level"], checks)) == (not checks.ok)
+    assert ("unreliable" in prose.three_level_width(r["w_three"], r["w_reg"], checks)) == (not checks.ok)
+    design = prose.design_sentence(r["design_ratio"], r["n"].sum(), r["n_effective"])
+    assert ("narrower" in design) == (r["design_ratio"] >= 1)
+    narrowest = r["real"].loc[r["real"]["width"].idxmin(), "interval"] == "Binomial (Wald), plays independent"
+    assert ("is the narrowest of all" in prose.narrowest_sentence(r["real"], 0.5)) == narrowest
+    assert 0 <= r["lo_axis"] <= r["coverage"].query("method != 'naive'")["band_lower"].min()
 
 
 def test_bad_data_stops_with_a_data_error(tmp_path, root):

@@ -9,6 +9,7 @@ import pytest
 from booktools import checks as quarto
 from hbm.book.data import load_schools
 from booktools.execute import execute_chapter
+from hbm.book.prose import partial_pooling as prose
 from tests.variants import VARIANTS
 
 NAME = "chapters/partial-pooling.qmd"
@@ -39,7 +40,10 @@ def test_partial_pooling_lies_between_no_and_complete_pooling(ch):
     lo = np.minimum(est["No pooling"], est["Complete pooling"])
     hi = np.maximum(est["No pooling"], est["Complete pooling"])
     assert ((est["Partial pooling"] >= lo) & (est["Partial pooling"] <= hi)).all(), est
-    assert ch.inline["count(between.sum())"] == ch.inline["count(len(between))"]
+    text = prose.shrinkage_paragraph(*(ch.results[k] for k in ("estimates", "between", "smallest", "largest",
+                                                               "pooling_checks")))
+    assert f"estimates of all {len(est)} schools lie between" in text
+    assert "goes" in text and "unreliable" not in text
 
 
 def test_no_pooling_matches_school_averages(ch, root):
@@ -87,7 +91,7 @@ def test_school_sds_recovered(ch):
 def test_variance_models_agree(ch):
     """Bambi's log-normal and the inverse-gamma model give school SDs within 1 point of each other."""
     assert ch.value("model_gap.max()") < 1.0
-    assert ch.inline["similar"] == "nearly the same answer"
+    assert ch.results["similar"] == "nearly the same answer"
 
 
 def test_school_sds_shrink_towards_each_other(ch):
@@ -132,7 +136,8 @@ def test_exact_posterior_values(ch):
     """Quadrature gives the well-known eight-schools means (mu 4.40, tau 3.60, to 0.01)."""
     assert ch.value("exact.mu_mean") == pytest.approx(4.40, abs=0.01)
     assert ch.value("exact.tau_mean") == pytest.approx(3.60, abs=0.01)
-    assert ch.inline['fmt(exact.tau_mean, ".2f")'] == "3.60"
+    text = prose.exact_sentence(ch.results["versus_bambi"], ch.results["exact"], ch.results["eight_check"])
+    assert "are 4.40 and 3.60" in text and text.startswith("Bambi's non-centered fit agrees with the quadrature")
 
 
 def test_noncentered_has_near_zero_divergences(ch):
@@ -164,16 +169,83 @@ def test_summary_states_95_percent_equal_tailed_intervals(ch):
 
 
 def test_inline_counts_come_from_the_data(ch, root):
-    """The prose's student and school counts equal those of data/schools.csv."""
+    """The student and school counts the prose prints are those of data/schools.csv."""
     scores = load_schools(root / "data" / "schools.csv")
-    assert ch.inline["count(len(scores))"] == f"{len(scores):,}"
-    assert ch.inline["count(len(by_school))"] == str(scores["school"].nunique())
+    by_school = ch.results["by_school"]
+    assert len(ch.results["scores"]) == len(scores) == by_school["n"].sum()
+    assert len(by_school) == scores["school"].nunique()
 
 
-def test_runs_without_simulation_truth(variant):
-    """On a CSV whose truth file no longer matches, the chapter runs and says no truth is available."""
-    executed = variant(NAME, "no-truth", VARIANTS["no-truth"])
-    assert executed.inline["recovery"].startswith("No simulation truth is available for this data file")
+def _output(ch, label):
+    """The text of the outputs of the cell labelled ``label``."""
+    cell = next(c for c in ch.notebook.cells if c.cell_type == "code" and f"label: {label}" in c.source)
+    return "".join(str(o.get("data", o.get("text", ""))) for o in cell.get("outputs", []))
+
+
+def test_book_data_are_rubins_eight_schools(ch):
+    """The book's eight-schools file is Rubin's, so its unit is SAT points."""
+    assert ch.results["unit"] == "SAT points"
+
+
+def test_tables_show_no_raw_names_or_float_counts(ch):
+    """The ArviZ summary shows named interval columns and whole-number ESS; tables have no index-name row."""
+    summary = _output(ch, "tbl-pp-summary")
+    assert "eti95_lb" not in summary and "95% lower" in summary
+    ess = ch.results["eight_summary"]["ess_bulk"].iloc[0]
+    assert f"{ess:,.0f}" in summary and f"{ess:.2f}" not in summary
+    assert "index_name" not in _output(ch, "tbl-pp-diagnostics")
+
+
+def test_posterior_predictive_checks_are_consistent(ch):
+    """Both predictive checks pair schools by label and their sentences match their numbers."""
+    ppc, by_school = ch.results["ppc"], ch.results["by_school"]
+    obs = ppc[ppc["statistic"] == "SD"].set_index("school")["observed"]
+    np.testing.assert_allclose(obs.reindex(by_school.index.astype(str)), by_school["sd"].to_numpy())
+    inside = ((ppc["lower"] <= ppc["observed"]) & (ppc["observed"] <= ppc["upper"])).all()
+    assert ("it fits the data" in prose.ppc_sentence(ppc, ch.results["invgamma_check"])) == inside
+    eight_ppc = ch.results["eight_ppc"]
+    np.testing.assert_allclose(eight_ppc.set_index("school")["observed"],
+                               ch.results["eight"].set_index("school")["y"].reindex(eight_ppc["school"]).to_numpy())
+
+
+def test_tau_slider_data(ch):
+    """The slider's conditional means equal y_j at large tau's limit direction and the pooled mean at tau = 0."""
+    data, mu = ch.results["slider_data"], ch.results["slider_mu"]
+    at_zero = data[data["tau"] == 0]["effect"].to_numpy()
+    np.testing.assert_allclose(at_zero, mu.loc[mu["tau"] == 0, "mu_hat"].iloc[0])
+    eight = ch.results["eight"].assign(school=lambda d: d["school"].astype(str)).set_index("school")
+    top = data[data["tau"] == data["tau"].max()].set_index("school")["effect"]
+    base = data[data["tau"] == 0].set_index("school")["effect"]
+    # Larger tau moves every school towards its own estimate.
+    assert ((top - eight["y"]).abs() <= (base - eight["y"]).abs() + 1e-9).all()
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_sentences_follow_the_readers_data(variant, name):
+    """On each own-data variant: pairing by label, counts, unit, digits, and failed fits called unreliable."""
+    executed = variant(NAME, name, VARIANTS[name])
+    r = executed.results
+    by_school, estimates, sigmas = r["by_school"], r["estimates"], r["sigmas"]
+    assert list(estimates.index) == list(by_school.index.astype(str))
+    np.testing.assert_allclose(sigmas["sample SD"], by_school["sd"].to_numpy())
+    np.testing.assert_allclose(r["ppc"].query("statistic == 'average'").set_index("school")["observed"]
+                               .reindex(estimates.index), by_school["mean"].to_numpy())
+    text = prose.shrinkage_paragraph(estimates, r["between"], r["smallest"], r["largest"], r["pooling_checks"])
+    n, k = len(r["between"]), int(r["between"].sum())
+    assert (f"all {n} schools" if k == n else f"{k} of the {n} schools") in text
+    assert ("unreliable" in text) == (not all(c.ok for c in r["pooling_checks"].values()))
+    assert r["unit"] == ("SAT points" if name in ("reordered", "zeros", "no-truth") else "units of y")
+    rng = prose.range_sentence(r["eight"], r["unit"])
+    assert " 0 to 0" not in rng and r["unit"] in rng
+    exact = prose.exact_sentence(r["versus_bambi"], r["exact"], r["eight_check"])
+    assert ("agrees with" in exact) == (r["versus_bambi"]["z"].abs().max() < 4)
+    assert ("unreliable" in exact) == (not r["eight_check"].ok)
+    note = prose.failure_note(r["diagnostics_table"])
+    passed = int((r["diagnostics_table"]["checks"] == "pass").sum())
+    assert note.lower().startswith(f"all {passed} fits" if passed == len(r["diagnostics_table"])
+                                   else (f"{passed} of the" if passed else "none of the"))
+    assert prose.recovery_sentence(estimates, r["partial"], r["mu_ig"], r["sigma_ln"], r["sigma_ig"],
+                                   r["true_schools"]).startswith("No simulation truth is available")
 
 
 def test_bad_data_raises_a_clear_data_error(root, tmp_path):
