@@ -103,6 +103,9 @@ class _Variants:
         (project / "chapters").mkdir()
         shutil.copy(ROOT / chapter, project / chapter)
         shutil.copy(ROOT / "_quarto.yml", project / "_quarto.yml")
+        # The kernel runs in the copy and imports this checkout's hbm (whose modules the
+        # fingerprint hashes), not whichever hbm is installed.
+        (project / "hbm").symlink_to(ROOT / "hbm", target_is_directory=True)
         edit(project / "data")
         return store.ensure(ROOT, chapter, project=project, uri=f"{chapter}#{name}",
                             parameters={"fast": True} if fast else None, lock=self.lock)
