@@ -77,7 +77,6 @@ __all__ = [
     "METHODS",
     "coverage_study",
     "summarise_coverage",
-    "mc_se",
     "coverage_phrase",
 ]
 
@@ -764,11 +763,6 @@ def coverage_study(p, kappa, totals, *, rng, priors: Mapping[str, tuple[float, f
     return pd.concat(frames, ignore_index=True)
 
 
-#: Monte Carlo standard error of a coverage estimate, ``sqrt(c (1 - c) / R)``: the one
-#: implementation is :func:`hbm.metrics.coverage_mc_error` ``(p, n)``.
-mc_se = coverage_mc_error
-
-
 def summarise_coverage(results: pd.DataFrame, by=("method",), nominal: float = 0.95) -> pd.DataFrame:
     """Coverage, its Monte Carlo error and mean width, per group of a :func:`coverage_study` frame.
 
@@ -781,7 +775,7 @@ def summarise_coverage(results: pd.DataFrame, by=("method",), nominal: float = 0
     g = results.groupby(list(by), sort=False, observed=True)
     out = g.agg(coverage=("covered", "mean"), n_reps=("covered", "size"),
                 mean_width=("width", "mean")).reset_index()
-    out["mc_se"] = mc_se(out["coverage"], out["n_reps"])
+    out["mc_se"] = coverage_mc_error(out["coverage"], out["n_reps"])
     out["band_lower"] = (out["coverage"] - 2 * out["mc_se"]).clip(0, 1)
     out["band_upper"] = (out["coverage"] + 2 * out["mc_se"]).clip(0, 1)
     out["z"] = (out["coverage"] - nominal) / coverage_mc_error(nominal, out["n_reps"])

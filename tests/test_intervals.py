@@ -392,13 +392,12 @@ def test_coverage_phrase():
     assert iv.coverage_phrase(0.99, 1000) == "above"
 
 
-def test_mc_se_is_the_metrics_coverage_error():
-    """intervals.mc_se is hbm.metrics.coverage_mc_error (one implementation), vectorised as summarise_coverage needs."""
-    from hbm import metrics
-
-    assert iv.mc_se is metrics.coverage_mc_error
-    np.testing.assert_allclose(iv.mc_se(pd.Series([0.75, 0.5]), pd.Series([4, 100])),
-                               [np.sqrt(0.75 * 0.25 / 4), 0.05], rtol=1e-15)
+def test_summarise_coverage_band_uses_the_binomial_error():
+    """summarise_coverage's mc_se is sqrt(c (1 - c) / R) per group (hbm.metrics.coverage_mc_error)."""
+    results = pd.DataFrame({"method": ["a"] * 4 + ["b"] * 100, "covered": [1, 1, 1, 0] + [1, 0] * 50,
+                            "width": 1.0})
+    out = iv.summarise_coverage(results).set_index("method")
+    np.testing.assert_allclose(out.loc[["a", "b"], "mc_se"], [np.sqrt(0.75 * 0.25 / 4), 0.05], rtol=1e-15)
 
 
 def test_kappa_prior_is_the_music_models():
