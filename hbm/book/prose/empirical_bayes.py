@@ -171,7 +171,7 @@ def ppc_sentence(pvalues: pd.Series, low: float = 0.025, high: float = 0.975) ->
         return Inline(f"None of the {count(n)} observed statistics lies in the outer 5% of its predictive distribution "
                       "under the fitted priors: the empirical Bayes model reproduces the data it was fitted to.")
     names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
-    return Inline(f"{count(len(extreme))} of the {count(n)} observed statistics lie in the outer 5% of their predictive "
+    return Inline(f"{count(len(extreme))} of the {count(n)} observed statistics {'lies' if len(extreme) == 1 else 'lie'} in the outer 5% of their predictive "
                   f"distributions under the fitted priors ({names}): the empirical Bayes model does not reproduce "
                   "those features of the data.")
 

@@ -209,7 +209,7 @@ def ppc_sentence(pvalues: pd.Series, checks, low: float = 0.025, high: float = 0
                    "distribution: the model reproduces what it was fitted to.")
     else:
         names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
-        verdict = (f"{count(len(extreme))} of the {count(n)} observed statistics lie in the outer 5% of their posterior "
+        verdict = (f"{count(len(extreme))} of the {count(n)} observed statistics {'lies' if len(extreme) == 1 else 'lie'} in the outer 5% of their posterior "
                    f"predictive distributions ({names}): the model does not reproduce those features of the data.")
     return Inline(verdict + unreliable({"the three-level fit": checks}, "the replicated data"))
 
