@@ -54,7 +54,7 @@ def test_model_cells_are_standalone():
 
 def test_inline_text_has_no_quotes(ch):
     """Text-valued inline expressions render without the quotes IPython puts around a str."""
-    assert not {e: t for e, t in ch.inline.items() if t[:1] in "'\""}
+    assert not {e: t for e, t in ch.inline.items() if t[:1] and t[:1] in "'\""}
 
 
 def test_every_fit_names_its_sampler(ch):

@@ -29,7 +29,7 @@ def test_static_checks():
 
 def test_inline_text_has_no_quotes(ch):
     """Text-valued inline expressions render without the quotes IPython puts around a str."""
-    quoted = {e: t for e, t in ch.inline.items() if t[:1] in "'\""}
+    quoted = {e: t for e, t in ch.inline.items() if t[:1] and t[:1] in "'\""}
     assert not quoted
 
 
