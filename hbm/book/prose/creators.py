@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-from hbm.book.prose.music import group_sizes, num, unreliable
+from hbm.book.prose.music import group_sizes, num, ppc_verdict, unreliable
 
 #: Sample-size bins of :func:`hbm.metrics.size_bins`, in prose.
 BIN_WORDS = {"n < 100": "fewer than 100 users", "100-500": "100 to 500 users", "> 500": "more than 500 users"}
@@ -197,18 +197,10 @@ def bench_sentence(bench: pd.DataFrame | None, title: str | None) -> Inline:
     return Inline(text)
 
 
-def ppc_sentence(pvalues: pd.Series, checks, low: float = 0.025, high: float = 0.975) -> Inline:
+def ppc_sentence(pvalues: pd.Series, checks) -> Inline:
     """The posterior predictive check's verdict, written either way, with the fit's reliability."""
-    extreme = pvalues[(pvalues < low) | (pvalues > high)]
-    n = len(pvalues)
-    if extreme.empty:
-        text = (f"None of the {count(n)} observed statistics lies in the outer 5% of its posterior predictive "
-                "distribution: the model reproduces the spread and the tails of the effects it was fitted to.")
-    else:
-        names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
-        text = (f"{count(len(extreme))} of the {count(n)} observed statistics {'lies' if len(extreme) == 1 else 'lie'} in the outer 5% of their posterior "
-                f"predictive distributions ({names}): the model does not reproduce those features of the data.")
-    return Inline(text + unreliable({"the PyMC fit": checks}, "the replicated data"))
+    return Inline(ppc_verdict(pvalues, reproduces="the spread and the tails of the effects it was fitted to")
+                  + unreliable({"the PyMC fit": checks}, "the replicated data"))
 
 
 def summary_bullets(n_creators: int, n_genres: int, mse_ratio: float, coverage: float, has_truth: bool,

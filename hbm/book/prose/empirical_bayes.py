@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-from hbm.book.prose.music import group_sizes, num, unreliable
+from hbm.book.prose.music import group_sizes, num, ppc_verdict, unreliable
 
 
 def data_sentence(n_users: int, users_per_region: pd.Series, totals: np.ndarray) -> Inline:
@@ -163,17 +163,10 @@ def bench_sentence(b: Mapping | None) -> Inline:
     return Inline(text)
 
 
-def ppc_sentence(pvalues: pd.Series, low: float = 0.025, high: float = 0.975) -> Inline:
+def ppc_sentence(pvalues: pd.Series) -> Inline:
     """The plug-in predictive check's verdict, written either way."""
-    extreme = pvalues[(pvalues < low) | (pvalues > high)]
-    n = len(pvalues)
-    if extreme.empty:
-        return Inline(f"None of the {count(n)} observed statistics lies in the outer 5% of its predictive distribution "
-                      "under the fitted priors: the empirical Bayes model reproduces the data it was fitted to.")
-    names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
-    return Inline(f"{count(len(extreme))} of the {count(n)} observed statistics {'lies' if len(extreme) == 1 else 'lie'} in the outer 5% of their predictive "
-                  f"distributions under the fitted priors ({names}): the empirical Bayes model does not reproduce "
-                  "those features of the data.")
+    return ppc_verdict(pvalues, "the empirical Bayes model", "predictive distribution under the fitted priors",
+                       "the data it was fitted to")
 
 
 def summary_bullets(mean_gap_max: float, ratio_light: float, light_cut: int, tau_hat: float,

@@ -196,22 +196,29 @@ def recovery_sentence(rec_profiles: Mapping | None, rec_kappa: Mapping | None) -
     )
 
 
-def ppc_sentence(pvalues: pd.Series, checks, low: float = 0.025, high: float = 0.975) -> Inline:
-    """The posterior predictive check's verdict: how many statistics fall in the outer tails.
+def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "posterior predictive distribution",
+                reproduces: str = "what it was fitted to", low: float = 0.025, high: float = 0.975) -> Inline:
+    """A predictive check's verdict, written either way: how many statistics fall in the outer tails.
 
-    ``pvalues`` holds one posterior predictive p-value (share of replicated statistics below
-    the observed one) per statistic, indexed by its name in prose.
+    ``pvalues`` holds one predictive p-value (share of replicated statistics below the observed
+    one) per statistic, indexed by its name in prose; ``against`` names the distribution
+    (singular), ``model`` the model checked.
     """
     extreme = pvalues[(pvalues < low) | (pvalues > high)]
     n = len(pvalues)
     if extreme.empty:
-        verdict = (f"None of the {count(n)} observed statistics lies in the outer 5% of its posterior predictive "
-                   "distribution: the model reproduces what it was fitted to.")
-    else:
-        names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
-        verdict = (f"{count(len(extreme))} of the {count(n)} observed statistics {'lies' if len(extreme) == 1 else 'lie'} in the outer 5% of their posterior "
-                   f"predictive distributions ({names}): the model does not reproduce those features of the data.")
-    return Inline(verdict + unreliable({"the three-level fit": checks}, "the replicated data"))
+        return Inline(f"None of the {count(n)} observed statistics lies in the outer 5% of its {against}: "
+                      f"{model} reproduces {reproduces}.")
+    names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
+    many = against.replace("distribution", "distributions", 1)
+    verb = "lies" if len(extreme) == 1 else "lie"
+    return Inline(f"{count(len(extreme))} of the {count(n)} observed statistics {verb} in the outer 5% of their {many} "
+                  f"({names}): {model} does not reproduce those features of the data.")
+
+
+def ppc_sentence(pvalues: pd.Series, checks) -> Inline:
+    """The three-level model's posterior predictive check, with the fit's reliability."""
+    return Inline(ppc_verdict(pvalues) + unreliable({"the three-level fit": checks}, "the replicated data"))
 
 
 def summary_bullets(n_users: int, n_regions: int, n_params: int, fewest: Mapping, most: Mapping,
