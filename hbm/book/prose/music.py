@@ -202,8 +202,12 @@ def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "po
 
     ``pvalues`` holds one predictive p-value (share of replicated statistics below the observed
     one) per statistic, indexed by its name in prose; ``against`` names the distribution
-    (singular), ``model`` the model checked.
+    (singular), ``model`` the model checked. With many statistics a few land in the outer 5%
+    by chance alone: the verdict is a misfit only when as many or more would happen by chance
+    with probability below 5% (binomial, treating the statistics as independent).
     """
+    from scipy.stats import binom
+
     extreme = pvalues[(pvalues < low) | (pvalues > high)]
     n = len(pvalues)
     if extreme.empty:
@@ -211,9 +215,15 @@ def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "po
                       f"{model} reproduces {reproduces}.")
     names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
     many = against.replace("distribution", "distributions", 1)
-    verb = "lies" if len(extreme) == 1 else "lie"
-    return Inline(f"{count(len(extreme))} of the {count(n)} observed statistics {verb} in the outer 5% of their {many} "
-                  f"({names}): {model} does not reproduce those features of the data.")
+    k = len(extreme)
+    head = (f"{count(k)} of the {count(n)} observed statistics {'lies' if k == 1 else 'lie'} in the outer 5% of "
+            f"{'its' if k == 1 else 'their'} {against if k == 1 else many} ({names})")
+    chance = float(binom.sf(k - 1, n, (1 - high) + low))
+    if chance >= 0.05:
+        return Inline(f"{head}: with {count(n)} statistics that many happen by chance alone (probability "
+                      f"{pct(chance)}), so the check finds no clear misfit.")
+    return Inline(f"{head}, more than chance alone would give (probability {pct(chance, 1)}): {model} does not "
+                  "reproduce those features of the data.")
 
 
 def ppc_sentence(pvalues: pd.Series, checks) -> Inline:

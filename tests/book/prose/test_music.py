@@ -118,7 +118,11 @@ def test_ppc_sentence_both_verdicts_and_failure():
     p = pd.Series({"a": 0.5, "b": 0.3})
     assert prose.ppc_sentence(p, Checks()).startswith("None of the 2 observed statistics")
     bad = prose.ppc_sentence(pd.Series({"a": 0.5, "b": 0.99}), Checks(["x"]))
-    assert bad.startswith("1 of the 2 observed statistics lies") and "(b)" in bad and "not reliable" in bad
+    assert bad.startswith("1 of the 2 observed statistics lies in the outer 5% of its") and "(b)" in bad
+    assert "no clear misfit" in bad and "not reliable" in bad
+    p = pd.Series([0.999, 0.001, 0.5, 0.5], index=list("abcd"))
+    assert "more than chance alone would give" in prose.ppc_sentence(p, Checks())
+    assert "does not reproduce" in prose.ppc_sentence(p, Checks())
 
 
 def test_summary_bullets_branches():
