@@ -54,7 +54,7 @@ def test_model_cells_are_standalone():
 
 def test_inline_text_has_no_quotes(ch):
     """Text-valued inline expressions render without the quotes IPython puts around a str."""
-    assert not {e: t for e, t in ch.inline.items() if t[:1] in "'\""}
+    assert not {e: t for e, t in ch.inline.items() if t[:1] and t[:1] in "'\""}
 
 
 def test_every_fit_names_its_sampler(ch):
@@ -62,20 +62,20 @@ def test_every_fit_names_its_sampler(ch):
     assert ch.value("bambi_checks.sampler") == "nutpie"
     assert ch.value("pymc_checks.sampler") == "nutpie"
     assert ch.value("[c.sampler for c in param_checks.values()]") == ["nutpie"] * 3
-    assert "with nutpie" in ch.inline["Inline(bambi_checks.message)"]
+    assert "with nutpie" in ch.value("bambi_checks.message")
 
 
 def test_chapter_fits_pass_diagnostics(ch):
     """The two fits the chapter uses pass every check (R-hat <= 1.01, ESS >= 400, no divergences)."""
     assert ch.value("bambi_checks.ok"), ch.value("bambi_checks.message")
     assert ch.value("pymc_checks.ok"), ch.value("pymc_checks.message")
-    assert ch.inline["Inline(pymc_checks.message)"].endswith("all checks pass.")
+    assert ch.value("pymc_checks.message").endswith("all checks pass.")
 
 
 def test_noncentered_is_worse_than_centered(ch):
     """All-non-centered sampling fails its checks; the integrated-out model has 10x its ESS/s and no divergences."""
     table = ch.value("param_table")
-    nc, cg, marg = table.iloc[0], table.iloc[1], table.iloc[2]
+    nc, cg, marg = (table.loc[ch.value(f"labels[{k!r}]")] for k in ("noncentered", "centered_genre", "marginal"))
     assert not ch.value("param_checks['noncentered'].ok")
     assert marg["ESS per second"] > 10 * nc["ESS per second"]
     assert cg["min bulk ESS"] > nc["min bulk ESS"]
@@ -136,15 +136,15 @@ def test_key_table_quotes_reference_values(ch):
     assert list(ref["coverage"]) == [0.95, 0.73, 0.95]
     assert list(ref["mean_width"]) == [1.25, 1.26, 0.72]
     table = ch.value("key_table")
-    assert table.loc[PP, "MSE (original)"] == 0.055
-    assert np.isnan(table.loc[EB, "MSE (original)"])
+    assert table.loc[PP, "MSE (brief)"] == 0.055
+    assert np.isnan(table.loc[EB, "MSE (brief)"])
 
 
 def test_prose_numbers_are_the_computed_ones(ch, overall):
     """The prose's key numbers render the computed values."""
-    assert ch.inline['na_fmt(overall.loc["Partial pooling", "mse"], ".3f")'] == f"{overall.loc[PP, 'mse']:.3f}"
-    assert ch.inline["count(len(creators))"] == "500"
-    assert ch.inline["count(N_REPS)"] == str(ch.value("N_REPS"))
+    assert f"The hierarchical model's MSE is {overall.loc[PP, 'mse']:.3f}" in ch.value("validation_said")
+    assert "It holds 500 creators in 5 genres, 100 creators each." in _shown(ch)
+    assert ch.value("N_REPS") == 50
 
 
 def test_replications_hbm_beats_no_pooling(reps):
@@ -200,14 +200,69 @@ def _reader_copy(tmp_path):
     return tmp_path / "data" / "creator_experiments.csv"
 
 
-def test_runs_on_readers_data_without_truth(variant):
-    """On a reader's CSV (perturbed, so the truth file no longer belongs to it) the chapter runs and says no truth is available."""
-    executed = variant(CHAPTER, "no-truth", VARIANTS["no-truth"])
-    assert executed.inline["truth_note"].startswith("No simulation truth is available for this data file")
-    assert executed.inline['na_fmt(overall.loc["Partial pooling", "mse"], ".3f")'] == "n/a"
+def _shown(executed):
+    return " ".join(r.data.get("text/plain", "") for r in executed.inline_results)
+
+
+def test_book_data_fits_pass_so_no_unreliable_note(ch):
+    """On the book's data both fits the prose reads pass, so no sentence calls their results unreliable."""
+    assert ch.value("bambi_checks.ok") and ch.value("pymc_checks.ok")
+    assert "not reliable here" not in _shown(ch) and "not reliable here" not in ch.value("validation_said")
+
+
+def test_posterior_predictive_check(ch):
+    """The posterior predictive check has each genre's spread and both extremes, and the summary quotes its verdict."""
+    from hbm.book.prose import creators as prose
+    table = ch.value("creator_ppc_table")
+    assert len(table) == ch.value("len(per_genre)") + 2
+    assert prose.ppc_sentence(table["p"], ch.value("pymc_checks")).strip() in ch.value("summary_text")
+
+
+def test_no_development_notes_or_uncited_original_study(root):
+    """No note about the code's development, no make bench in the narrative before the Reproduce note, no 'original study'."""
+    text = (root / CHAPTER).read_text(encoding="utf-8")
+    narrative = text.split("*Reproduce.*", 1)[0]
+    for phrase in ("While we developed", "raises a `TypeError`", "original study", "make bench", "when we tried it"):
+        assert phrase not in narrative, phrase
+
+
+def test_bench_sentence_names_the_measured_data(ch):
+    """The benchmark sentence says what the record was measured on, not the data in hand."""
+    if ch.value("bench") is None:
+        from hbm.book.prose import creators as prose
+        assert prose.bench_sentence(None, None).startswith("No benchmark")
+        return
+    assert "measured on 500 creators in 5 genres" in _shown(ch)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_own_data_sentences(variant, name):
+    """On each own-data variant the chapter runs; counts, genres and verdicts in its prose match its data."""
+    executed = variant(CHAPTER, name, VARIANTS[name])
+    shown = _shown(executed)
+    creators, per_genre = executed.value("creators"), executed.value("per_genre")
+    assert f"It holds {len(creators):,} creator" in shown and f"in {len(per_genre)} genre" in shown
+    if len(per_genre) > 1:
+        sizes = (f"{per_genre.min()} creators each" if per_genre.min() == per_genre.max()
+                 else f"from {per_genre.min()} to {per_genre.max()} creators per genre")
+        assert sizes in shown
+    assert "we know every creator's true effect" not in shown
+    assert "No simulation truth is available" in executed.value("truth_note")
+    assert "No simulation truth is available" in executed.value("validation_said")
+    assert "genre means are well recovered" not in shown
+    n_genres = len(per_genre)
+    said = "not identified by the data at all" if n_genres == 1 else "identified only loosely"
+    assert said in shown
+    assert "0 to 0" not in shown
+    # Genres named in the genre figure's data are the file's genres, paired by label.
+    genres = set(executed.value("genres_long")["genre"])
+    assert genres == set(creators["genre"].astype(str))
+    # The copy has no bench/ folder: the chapter says no benchmark was recorded, and names no creator count for it.
+    assert "No benchmark has been recorded" in shown
     outputs = str([c.get("outputs") for c in executed.notebook.cells])
     assert "No simulation truth is available" in outputs
-    assert "No benchmark results are recorded yet" in outputs  # bench/ is not in the copy
+    if not (executed.value("bambi_checks.ok") and executed.value("pymc_checks.ok")):
+        assert "not reliable here" in shown
 
 
 def test_bad_input_is_a_clear_data_error(tmp_path):
