@@ -9,12 +9,14 @@ One implementation of each step the chapters and the book's helpers share:
 - :func:`linear_predictor`: a Bambi model's linear predictor per row, rebuilt from the common
   intercept and the terms' draws (Bambi stores a varying intercept ``(1|g)`` as offsets from
   ``Intercept``; the group's mean is their sum), which also works where ``model.predict``
-  does not; :func:`group_intercepts` is its one-term case.
+  does not; :func:`group_intercepts` is its one-term case;
+- :func:`predictive_check`: observed statistics against the equal-tailed interval of the same
+  statistics on replicated data sets, with their predictive p-values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import arviz as az
 import numpy as np
@@ -219,3 +221,48 @@ def by_label(values: pd.Series | pd.DataFrame, labels, what: str = "estimates"):
     out = values.copy()
     out.index = index
     return out.reindex(labels)
+
+
+def predictive_check(observed: Mapping, replicated: Mapping, prob: float = 0.95) -> pd.DataFrame:
+    r"""Observed statistics against their predictive distribution (a posterior or plug-in check).
+
+    For each statistic :math:`T`, with observed value :math:`T(y)` and values
+    :math:`T(y^{\text{rep}}_s)` on replicated data sets :math:`s = 1..S`: the equal-tailed
+    ``prob`` interval of the replicated values, and the predictive p-value
+    :math:`p = \frac{1}{S} \sum_s \mathbb{1}[T(y^{\text{rep}}_s) < T(y)]` [gelman2013]_
+    (ch. 6). Replicated values that are NaN (a statistic undefined on that data set) are left
+    out of the interval.
+
+    Parameters
+    ----------
+    observed : mapping
+        Statistic name (a string, or a tuple such as ``(school, "SD")``) -> observed value.
+    replicated : mapping
+        The same names -> array of the statistic's replicated values, shape ``(S,)``.
+    prob : float
+        Interval probability.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by statistic (a MultiIndex for tuple names), with ``observed``, ``lower``,
+        ``upper``, ``p`` and ``inside`` (``lower <= observed <= upper``).
+
+    References
+    ----------
+    .. [gelman2013] Gelman et al. (2013), Bayesian Data Analysis, 3rd ed., ch. 6.
+    """
+    if set(observed) != set(replicated):
+        raise ValueError(f"observed and replicated name different statistics: {sorted(map(str, set(observed) ^ set(replicated)))}")
+    tail = (1 - prob) / 2
+    rows = {}
+    for name, value in observed.items():
+        rep = np.asarray(replicated[name], dtype=float).ravel()
+        rows[name] = {"observed": float(value),
+                      "lower": float(np.nanquantile(rep, tail)), "upper": float(np.nanquantile(rep, 1 - tail)),
+                      "p": float(np.mean(rep < float(value)))}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    if len(out) and all(isinstance(k, tuple) for k in rows):
+        out.index = pd.MultiIndex.from_tuples(list(rows))
+    out["inside"] = (out["lower"] <= out["observed"]) & (out["observed"] <= out["upper"])
+    return out

@@ -170,3 +170,22 @@ def test_linear_predictor_keeps_a_response_dimension(rng):
     out = posterior.linear_predictor(fit, pd.DataFrame({"region": ["S", "N"]}), ["1|region"])
     expected = (intercept[:, :, None, :] + offsets[:, :, [1, 0], :]).reshape(20, 2, 3)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-15)
+
+
+def test_predictive_check_by_hand():
+    """predictive_check: the interval is the replicated values' 2.5%/97.5% quantiles, p the share below the observed value."""
+    rep = np.arange(1.0, 101.0)
+    out = posterior.predictive_check({"T": 50.5, "U": 200.0}, {"T": rep, "U": rep})
+    assert out.loc["T", "lower"] == pytest.approx(np.quantile(rep, 0.025))
+    assert out.loc["T", "upper"] == pytest.approx(np.quantile(rep, 0.975))
+    assert out.loc["T", "p"] == 0.5 and out.loc["U", "p"] == 1.0
+    assert bool(out.loc["T", "inside"]) and not bool(out.loc["U", "inside"])
+
+
+def test_predictive_check_ignores_undefined_replications_and_keeps_tuple_names():
+    """NaN replications are left out of the interval; tuple names give a MultiIndex; names must match."""
+    out = posterior.predictive_check({("A", "SD"): 1.0}, {("A", "SD"): [np.nan, 0.0, 2.0]}, prob=0.5)
+    assert list(out.index) == [("A", "SD")] and isinstance(out.index, pd.MultiIndex)
+    assert out["lower"].iloc[0] == pytest.approx(0.5) and out["upper"].iloc[0] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="different statistics"):
+        posterior.predictive_check({"a": 1.0}, {"b": [1.0]})
