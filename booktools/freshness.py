@@ -59,6 +59,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 import platform
 import re
 import shutil
@@ -762,6 +763,37 @@ def publish(root: Path, output_dir: str | os.PathLike, target: str = PUBLISHED, 
     return True
 
 
+def _update_manifest_entry(root: Path, chapter: str, fp: dict, out) -> dict:
+    """Bring ``chapter``'s :data:`MANIFEST` entry in line with the inputs its execution recorded.
+
+    The results a chapter saves (:func:`hbm.book.common.save_results`) carry what it read and
+    imported. If that differs from the manifest, the entry is rewritten and the chapter's
+    fingerprint recomputed from the recorded inputs; otherwise ``fp`` is returned unchanged.
+    """
+    from hbm.book.common import load_results, results_path
+
+    path = Path(root) / results_path(Path(chapter).stem)
+    try:
+        recorded = load_results(path).get("__inputs__")
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+        return fp
+    if not recorded:
+        return fp
+    inputs = inputs_from_kernel_state(recorded, root)
+    manifest = read_manifest(root)
+    if manifest.get(chapter) == inputs:
+        return fp
+    before = manifest.get(chapter, ChapterInputs())
+    added = sorted(set(inputs.data + inputs.modules) - set(before.data + before.modules))
+    dropped = sorted(set(before.data + before.modules) - set(inputs.data + inputs.modules))
+    manifest[chapter] = inputs
+    write_manifest(root, manifest)
+    change = "; ".join(part for part in (f"now uses {', '.join(added)}" if added else "",
+                                         f"no longer uses {', '.join(dropped)}" if dropped else "") if part)
+    print(f"freshness: {MANIFEST}: recorded what {chapter} used ({change})", file=out)
+    return fingerprint(root, chapter, inputs, fp.get("stack") or stack_versions())
+
+
 def post_render(
     root: Path = Path("."),
     output_files: Sequence[str] | None = None,
@@ -817,6 +849,11 @@ def post_render(
             executed = set(json.loads((root / PENDING_STALE).read_text(encoding="utf-8")))
         except (OSError, ValueError):
             executed = set()
+        # A chapter that now reads or imports something its manifest entry lacks (a new hbm
+        # module) was fingerprinted without it: record what it really used, and file it under
+        # the fingerprint of those inputs, so the next render checks them too.
+        for c in [c for c in chosen if c in executed]:
+            chosen[c] = _update_manifest_entry(root, c, chosen[c], out)
         filed = [c for c in chosen if c in executed and file_executed(root, c, chosen[c], out)]
         stored = _read_json(root / FINGERPRINTS)
         recorded = {c: fp for c, fp in chosen.items() if c not in executed or c in filed}

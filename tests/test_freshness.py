@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 import pytest
@@ -50,8 +51,11 @@ def _chapter_text(name):
     return f"# {name}\n\n```{{python}}\nx = {name!r}\n```\n\nThe value is `{{python}} x`.\n"
 
 
-def _fake_render(root, chapters, stack=STACK):
-    """Do what a render does: pre-render, execute the stale chapters (freeze, kept notebook, results), post-render."""
+def _fake_render(root, chapters, stack=STACK, used=None):
+    """Do what a render does: pre-render, execute the stale chapters (freeze, kept notebook, results), post-render.
+
+    ``used`` maps a chapter to the inputs its execution records (default: its manifest entry).
+    """
     assert freshness.pre_render(root, chapters, stack=stack) == 0
     executed = json.loads((root / freshness.PENDING_STALE).read_text(encoding="utf-8"))
     for name in executed:
@@ -60,7 +64,7 @@ def _fake_render(root, chapters, stack=STACK):
         (stem_dir / "execute-results" / "html.json").write_text(f'{{"hash": "{name}"}}')
         (stem_dir / "figure-html").mkdir(exist_ok=True)
         (stem_dir / "figure-html" / "fig-1.png").write_bytes(name.encode())
-        _execute_like_quarto(root, name)
+        _execute_like_quarto(root, name, (used or {}).get(name))
     (root / "_freeze" / "site_libs" / "quarto-html").mkdir(parents=True, exist_ok=True)
     (root / "_freeze" / "site_libs" / "quarto-html" / "q.js").write_text("lib")
     assert freshness.post_render(root) == 0
@@ -78,13 +82,26 @@ def _notebook(name):
     return nb
 
 
-def _execute_like_quarto(root, name):
-    """Leave what Quarto's execution of a chapter leaves: the kept notebook and the saved results."""
+def _used(root, inputs):
+    """What a chapter's kernel reports when it read ``inputs.data`` and imported ``inputs.modules``."""
+    modules = {path[:-3].replace("/", ".").removesuffix(".__init__"): str(root / path) for path in inputs.modules}
+    return {"reads": list(inputs.data), "modules": modules, "cwd": str(root)}
+
+
+def _execute_like_quarto(root, name, used=None):
+    """Leave what Quarto's execution of a chapter leaves: the kept notebook and the saved results.
+
+    The results record that the chapter used exactly its manifest inputs, or ``used``.
+    """
+    from hbm.book import common
+
     nbformat.write(_notebook(name), freshness.executed_notebook(root, name))
+    used = used or freshness.read_manifest(root).get(name) or ChapterInputs()
     before = Path.cwd()
     os.chdir(root)  # chapters execute from the project root
     try:
-        save_results(Path(name).stem, {"x": name})
+        with mock.patch.object(common, "_inputs_so_far", lambda: _used(root, used)):
+            save_results(Path(name).stem, {"x": name})
     finally:
         os.chdir(before)
 
@@ -249,16 +266,20 @@ def test_new_chapter_is_reported_as_new_not_an_error(tiny_book, capsys):
     assert captured.err == ""
 
 
-def test_unrecorded_chapter_depends_on_everything(tiny_book, capsys):
-    """A chapter missing from the manifest is warned about and re-executes on any data or hbm change."""
-    (tiny_book / "chapters" / "draft.qmd").write_text(_chapter_text("draft"), encoding="utf-8")
-    chapters = [*CHAPTERS, "chapters/draft.qmd"]
-    _fake_render(tiny_book, chapters)
+def test_unrecorded_chapter_depends_on_everything_until_recorded(tiny_book, capsys):
+    """A chapter missing from the manifest is warned about and depends on every data file and hbm module; its first render records what it used."""
+    draft = "chapters/draft.qmd"
+    (tiny_book / draft).write_text(_chapter_text("draft"), encoding="utf-8")
+    chapters = [*CHAPTERS, draft]
+    assert freshness.read_manifest(tiny_book).get(draft) is None
+    fp = store.project_fingerprint(tiny_book, draft)
+    assert "data/eight_schools.csv" in fp["inputs"] and "hbm/pooling.py" in fp["inputs"]
+    used = ChapterInputs(("data/eight_schools.csv",), ("hbm/__init__.py",))
+    _fake_render(tiny_book, chapters, used={draft: used})
     assert "chapters/draft.qmd is not in chapters/_inputs.yml" in capsys.readouterr().err
+    assert freshness.read_manifest(tiny_book)[draft] == used
     _edit(tiny_book / "data" / "eight_schools.csv", "A,28,15", "A,29,15")
-    assert freshness.stale_chapters(tiny_book, chapters, stack=STACK) == {
-        "chapters/draft.qmd": ["data/eight_schools.csv changed"]
-    }
+    assert freshness.stale_chapters(tiny_book, chapters, stack=STACK) == {draft: ["data/eight_schools.csv changed"]}
 
 
 def test_chapters_without_code_are_not_tracked(tiny_book):
@@ -454,9 +475,12 @@ def test_real_quarto_rerenders_changes_and_keeps_the_last_good_book(tmp_path):
     (root / "chapters").mkdir()
     intro = root / "chapters" / "intro.qmd"
     shutil.copy2(ROOT / "chapters" / "intro.qmd", intro)
+    # The chapter the intro cross-references, as a stub without code (nothing to execute).
+    (root / "chapters" / "partial-pooling.qmd").write_text(
+        "# Partial pooling {#sec-partial-pooling}\n\nA stub.\n", encoding="utf-8")
     shutil.copy2(ROOT / freshness.MANIFEST, root / freshness.MANIFEST)
     config = quarto.load_config(ROOT)
-    config["book"]["chapters"] = ["index.qmd", "chapters/intro.qmd", "references.qmd"]
+    config["book"]["chapters"] = ["index.qmd", "chapters/intro.qmd", "chapters/partial-pooling.qmd", "references.qmd"]
     (root / "_quarto.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     page = root / freshness.PUBLISHED / "chapters" / "intro.html"
     csv = root / "data" / "schools.csv"
@@ -499,3 +523,17 @@ def test_real_quarto_rerenders_changes_and_keeps_the_last_good_book(tmp_path):
     assert changed.ok, changed.output[-3000:]
     assert "chapters/intro.qmd: data/schools.csv changed" in changed.output
     assert f"{len(kept) - 1:,} students" in page.read_text(encoding="utf-8")
+
+
+def test_post_render_records_what_a_chapter_newly_imports(tiny_book):
+    """A chapter that starts importing a module its manifest entry lacks: post-render records it, files it under that fingerprint, and a later edit of the module re-executes it."""
+    name = "chapters/creators.qmd"
+    _edit(tiny_book / name)
+    before = freshness.read_manifest(tiny_book)[name]
+    now = ChapterInputs(before.data, tuple(sorted({*before.modules, "hbm/pooling.py"})))
+    _fake_render(tiny_book, CHAPTERS, used={name: now})
+    assert freshness.read_manifest(tiny_book)[name] == now
+    assert freshness.stale_chapters(tiny_book, stack=STACK) == {}
+    assert store.has(tiny_book, name, store.fingerprint_key(freshness.fingerprint(tiny_book, name, now, STACK)))
+    _edit(tiny_book / "hbm" / "pooling.py")
+    assert freshness.stale_chapters(tiny_book, stack=STACK) == {name: ["hbm/pooling.py changed"]}
