@@ -108,19 +108,25 @@ def width_sentence(ratio_light: float, ratio_heavy: float, light_cut: int) -> In
 
 
 def fb_reliability(checks) -> Inline:
-    """Empty when the full Bayes fit passed; else where its numbers are used, that they are unreliable."""
+    """Whether the full Bayes numbers can be read: its fit passed its diagnostics, or they are unreliable and why.
+
+    Never empty: Quarto shows the source of an inline expression whose value is empty.
+    """
+    if checks.ok:
+        return Inline(" The full Bayes fit passed its sampler diagnostics, so these comparisons can be read as they stand.")
     return unreliable({"the full Bayes fit": checks}, "the full Bayes numbers in this section")
 
 
 def schools_sentence(tau: float, mu: float, sd_max: float, n_schools: int) -> Inline:
     """What the plug-in estimate of tau does to the schools, for tau = 0 and tau > 0."""
     if tau == 0:
+        where = "in the only school" if n_schools == 1 else f"in all {plural(n_schools, 'school')}"
         return Inline(
             "The schools' estimates vary no more than their standard errors alone would make them. "
             f"Plugged in, that estimate says every school has the same effect, {fmt(mu, '.1f')}, "
             f"with posterior standard deviation {fmt(sd_max, '.1f')} for every school: complete pooling, and 95% intervals "
-            f"of zero width. Empirical Bayes is certain that the effect is the same in all {plural(n_schools, 'school')}, "
-            f"on the evidence of {count(n_schools)} noisy numbers."
+            f"of zero width. Empirical Bayes is certain that the effect is the same {where}, "
+            f"on the evidence of {plural(n_schools, 'noisy number')}."
         )
     return Inline(
         "For this data file that is not 0, so empirical Bayes shrinks each school part of the way towards the estimated "
