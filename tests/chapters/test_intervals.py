@@ -54,10 +54,14 @@ def test_replication_counts_are_stated(ch):
 
 
 def test_cluster_t_interval_keeps_its_promise(cov):
-    """The cluster-robust t interval covers within 3 MC se of 95%, with p fixed and with p drawn."""
+    """The cluster-robust t interval (asymptotic, 30 users) covers within 2 points of 95% in both experiments.
+
+    Its verdict in the prose ("within Monte Carlo error of", "below") is computed from the same
+    coverage by hbm.intervals.coverage_phrase, so it says which side of 3 MC se the result falls.
+    """
     for experiment in ("fixed", "drawn"):
-        coverage, reps = cov[(experiment, "cluster_t")]
-        assert abs(coverage - 0.95) <= K * mc_se(reps), (experiment, coverage)
+        coverage, _ = cov[(experiment, "cluster_t")]
+        assert abs(coverage - 0.95) <= 0.02, (experiment, coverage)
 
 
 def test_bootstrap_undercovers_as_stated(ch, cov):
