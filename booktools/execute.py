@@ -243,6 +243,33 @@ def inline_results(nb: nbformat.NotebookNode, lines: dict[str, list[int]] | None
     return out
 
 
+def shown_prose(nb: nbformat.NotebookNode) -> str:
+    """The markdown of an executed notebook with every inline expression replaced by what the page shows.
+
+    Quarto's substitution (``jupyter-inline.ts``): each `` `{python} expr` `` of a markdown cell
+    becomes its result's ``text/markdown``, else its ``text/plain`` with the quotes of a plain
+    string removed. Cells are joined by blank lines; code cells are left out.
+    """
+    parts = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        values = {}
+        for item in cell.get("metadata", {}).get("user_expressions", []):
+            data = item["result"].get("data", {})
+            text = data.get("text/markdown", data.get("text/plain", ""))
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+                text = text[1:-1]
+            values[item["expression"].strip()] = text
+
+        def substitute(match, values=values):
+            prefix = match.group(0)[: match.start(1) - match.start(0) - len("`{python} ")]
+            return prefix + values.get(match.group(1).strip(), match.group(0))
+
+        parts.append(INLINE_RE.sub(substitute, cell.source))
+    return "\n\n".join(parts)
+
+
 def _evaluate_inline(client: NotebookClient, cell) -> None:
     """Evaluate a markdown cell's inline expressions as Quarto's ``cell_execute_inline`` does."""
     expressions = markdown_expressions(cell.source)

@@ -31,7 +31,7 @@ from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.cache.db import NbCacheRecord
 from jupyter_cache.cache.main import JupyterCacheBase, NbArtifacts
 
-from booktools.execute import InlineResult, inline_results
+from booktools.execute import InlineResult, inline_results, shown_prose
 
 #: The store's folder, relative to the project root.
 STORE_DIR = ".cache/executed"
@@ -82,6 +82,11 @@ class StoredChapter:
         for item in self.inline_results:
             out.setdefault(item.expr, item.text)
         return out
+
+    @property
+    def prose(self) -> str:
+        """The chapter's text as the page reads it: markdown with every inline value in place."""
+        return shown_prose(self.notebook)
 
     def __getitem__(self, name: str):
         return self.results[name]

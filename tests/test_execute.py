@@ -154,3 +154,18 @@ def test_undefined_name_in_prose_fails_at_its_line(tmp_path):
 def test_project_kernel_registered():
     """`make` registers the project's kernel, which the book's _quarto.yml names."""
     assert kernel_name() == KERNEL_NAME
+
+
+def test_shown_prose_puts_inline_values_in_place():
+    """shown_prose: each inline expression of a markdown cell is replaced by its shown text (quotes of a plain str removed); code cells are left out."""
+    import nbformat
+
+    from booktools.execute import shown_prose
+
+    md = nbformat.v4.new_markdown_cell("It has `{python} n` rows in `{python} name`.\n`{python} n` again.")
+    md.metadata["user_expressions"] = [
+        {"expression": "n", "result": {"data": {"text/plain": "3"}}},
+        {"expression": "name", "result": {"data": {"text/plain": "'a file'"}}},
+    ]
+    nb = nbformat.v4.new_notebook(cells=[md, nbformat.v4.new_code_cell("x = 1")])
+    assert shown_prose(nb) == "It has 3 rows in a file.\n3 again."

@@ -81,7 +81,7 @@ def test_noncentered_is_worse_than_centered(ch):
     assert marg["divergences"] == 0 and marg["max R-hat"] <= 1.01
 
 
-def test_pymc_model_is_build_model_and_its_code_is_shown(ch):
+def test_pymc_model_is_build_model_and_its_code_isch.prose:
     """The chapter samples hbm.book.creators.build_model(..., 'marginal') (one implementation) and shows its code."""
     _, cells, _ = read_chapter(ROOT / CHAPTER)
     model_cell = next(c.source for c in cells if "fit = nutpie.sample(compiled" in c.source)
@@ -134,7 +134,7 @@ def test_key_table_quotes_reference_values(ch):
 def test_prose_numbers_are_the_computed_ones(ch, overall):
     """The prose's key numbers render the computed values."""
     assert f"The hierarchical model's MSE is {overall.loc[PP, 'mse']:.3f}" in ch.value("validation_said")
-    assert "It holds 500 creators in 5 genres, 100 creators each." in _shown(ch)
+    assert "It holds 500 creators in 5 genres, 100 creators each." in ch.prose
     assert ch.value("N_REPS") == 50
 
 
@@ -191,14 +191,10 @@ def _reader_copy(tmp_path):
     return tmp_path / "data" / "creator_experiments.csv"
 
 
-def _shown(executed):
-    return " ".join(r.data.get("text/plain", "") for r in executed.inline_results)
-
-
 def test_book_data_fits_pass_so_no_unreliable_note(ch):
     """On the book's data both fits the prose reads pass, so no sentence calls their results unreliable."""
     assert ch.value("bambi_checks.ok") and ch.value("pymc_checks.ok")
-    assert "not reliable here" not in _shown(ch) and "not reliable here" not in ch.value("validation_said")
+    assert "not reliable here" not in ch.prose and "not reliable here" not in ch.value("validation_said")
 
 
 def test_posterior_predictive_check(ch):
@@ -223,14 +219,14 @@ def test_bench_sentence_names_the_measured_data(ch):
         from hbm.book.prose import creators as prose
         assert prose.bench_sentence(None, None).startswith("No benchmark")
         return
-    assert "measured on 500 creators in 5 genres" in _shown(ch)
+    assert "measured on 500 creators in 5 genres" in ch.prose
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_own_data_sentences(variant, name):
     """On each own-data variant the chapter runs; counts, genres and verdicts in its prose match its data."""
     executed = variant(CHAPTER, name, VARIANTS[name])
-    shown = _shown(executed)
+    shown = executed.prose
     creators, per_genre = executed.value("creators"), executed.value("per_genre")
     assert f"It holds {len(creators):,} creator" in shown and f"in {len(per_genre)} genre" in shown
     if len(per_genre) > 1:

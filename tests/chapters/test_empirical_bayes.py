@@ -175,14 +175,10 @@ def test_truth_sentence_on_book_data(ch):
     assert ch.value("truth_sentence").startswith("The data were simulated")
 
 
-def _shown(executed):
-    return " ".join(r.data.get("text/plain", "") for r in executed.inline_results)
-
-
 def test_full_bayes_fit_passes_so_no_unreliable_note(ch):
     """On the book's data the full Bayes fit passes, so no sentence calls its numbers unreliable."""
     assert ch.value("full_checks.ok")
-    assert "not reliable here" not in _shown(ch)
+    assert "not reliable here" not in ch.prose
 
 
 def test_no_claim_of_the_music_chapters_settings(root):
@@ -202,7 +198,7 @@ def test_predictive_check(ch):
 def test_own_data_sentences(variant, name):
     """On each own-data variant the chapter runs; its counts, region names and verdicts match its data."""
     executed = variant(CHAPTER, name, VARIANTS[name])
-    shown = _shown(executed)
+    shown = executed.prose
     plays, regions = executed.value("plays"), executed.value("regions")
     upr = executed.value("users_per_region")
     assert f"hold {len(plays):,} user" in shown and f"in {len(regions)} region" in shown

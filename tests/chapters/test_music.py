@@ -158,17 +158,13 @@ def test_prose_numbers(ch):
     assert "No simulation truth" not in ch.value("recovery_sentence")
 
 
-def _shown(executed):
-    return " ".join(r.data.get("text/plain", "") for r in executed.inline_results)
-
-
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_own_data_sentences(variant, name):
     """On each own-data variant the chapter runs; counts, region names and verdicts in its prose match its data."""
     executed = variant(CHAPTER, name, VARIANTS[name])
     plays, regions = executed.value("plays"), executed.value("regions")
     upr = executed.value("users_per_region")
-    shown = _shown(executed)
+    shown = executed.prose
     assert f"{len(plays):,} user" in shown and f"in {len(regions)} region" in shown
     if len(regions) > 1:
         sizes = f"{upr.min()} users each" if upr.min() == upr.max() else f"from {upr.min()} to {upr.max()} users per region"

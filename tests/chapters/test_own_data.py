@@ -56,8 +56,8 @@ def test_intro_counts_follow_the_data(runs, name):
     """The intro's student and school counts are those of the variant's file."""
     executed = runs("chapters/intro.qmd", name)
     scores = _loaded(executed, "scores")
-    assert executed.inline["count(len(scores))"] == f"{len(scores):,}"
-    assert executed.inline["count(len(by_school))"] == f"{scores['school'].nunique():,}"
+    n_schools = scores["school"].nunique()
+    assert f"The file has {len(scores):,} students in {n_schools:,} school{'s' if n_schools != 1 else ''}." in executed.prose
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -66,7 +66,7 @@ def test_music_names_the_variants_regions(runs, name):
     executed = runs("chapters/music.qmd", name)
     plays = _loaded(executed, "plays")
     regions = set(plays["region"].astype(str))
-    assert executed.inline["count(len(regions))"] == f"{len(regions):,}"
+    assert f"in {len(regions):,} region" in executed.prose
     named = set(re.findall(r"(?:Zone \d+|North America|Europe|Asia|Latin America|Oceania)",
                            " ".join(r.text for r in executed.inline_results)))
     assert named <= regions, named - regions
