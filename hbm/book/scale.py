@@ -486,7 +486,7 @@ def local_client(n_workers: int = 1, threads_per_worker: int | None = None, memo
     The default is one worker process with a thread per core: the counting kernel, Parquet
     decoding and NumPy release the GIL, so threads share the per-user arrays without
     copying them, and the client stays a separate process (its memory is measured apart
-    from the workers'). No dashboard is started (no port is taken), and the cluster's log
+    from the workers'). No dashboard is started and no fixed port is taken, and the cluster's log
     messages below errors are silenced.
 
     Parameters
@@ -511,8 +511,12 @@ def local_client(n_workers: int = 1, threads_per_worker: int | None = None, memo
 
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // n_workers)
+    # No dashboard; the scheduler's plain HTTP server (which distributed starts even so, on port
+    # 8787 by default) listens on a free loopback port, so a second cluster (another job, a test)
+    # never collides with it and prints no "Port 8787 is already in use" warning.
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                            processes=processes, memory_limit=memory_limit, dashboard_address=None,
+                           scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
                            silence_logs=logging.ERROR)
     client = Client(cluster)
     try:

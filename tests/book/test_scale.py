@@ -577,3 +577,13 @@ def test_bench_summary_of_the_recorded_benchmark():
     got = scale.bench_summary()
     assert got["users"] >= 1_000_000
     assert got["single_node_engine"] is not None and got["measured"] and got["machine"]
+
+
+def test_local_client_takes_no_fixed_port():
+    """Two local clusters at once (the book's chapter and a test, say) start without a port warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Port 8787 is already in use" would raise here
+        with scale.local_client(processes=False) as first, scale.local_client(processes=False) as second:
+            assert first.scheduler.address != second.scheduler.address
