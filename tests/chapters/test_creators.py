@@ -81,7 +81,7 @@ def test_noncentered_is_worse_than_centered(ch):
     assert marg["divergences"] == 0 and marg["max R-hat"] <= 1.01
 
 
-def test_pymc_model_is_build_model_and_its_code_isch.prose:
+def test_pymc_model_is_build_model_and_its_code_is_shown(ch):
     """The chapter samples hbm.book.creators.build_model(..., 'marginal') (one implementation) and shows its code."""
     _, cells, _ = read_chapter(ROOT / CHAPTER)
     model_cell = next(c.source for c in cells if "fit = nutpie.sample(compiled" in c.source)
