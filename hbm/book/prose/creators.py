@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-from hbm.book.prose.music import group_sizes, num, ppc_verdict, unreliable
+from hbm.book.prose.common import group_sizes, num, ppc_verdict, unreliable
 
 #: Sample-size bins of :func:`hbm.metrics.size_bins`, in prose.
 BIN_WORDS = {"n < 100": "fewer than 100 users", "100-500": "100 to 500 users", "> 500": "more than 500 users"}

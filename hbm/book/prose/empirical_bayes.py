@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-from hbm.book.prose.music import group_sizes, num, ppc_verdict, unreliable
+from hbm.book.prose.common import group_sizes, num, ppc_verdict, unreliable
 
 
 def data_sentence(n_users: int, users_per_region: pd.Series, totals: np.ndarray) -> Inline:

@@ -13,32 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, plural
-
-
-def k_of_n(k: int, n: int, noun: str, nouns: str | None = None) -> Inline:
-    """``"all 8 schools"``, ``"the 1 school"``, ``"7 of the 8 schools"``, ``"none of the 8 schools"``."""
-    k, n = int(k), int(n)
-    many = nouns or noun + "s"
-    if n == 1:
-        return Inline(f"the 1 {noun}" if k == 1 else f"not the 1 {noun}")
-    if k == n:
-        return Inline(f"all {count(n)} {many}")
-    if k == 0:
-        return Inline(f"none of the {count(n)} {many}")
-    return Inline(f"{count(k)} of the {count(n)} {many}")
-
-
-def digits_for(values, significant: int = 2) -> int:
-    """Decimals that show the largest absolute value with ``significant`` significant digits.
-
-    ``digits_for([28, -3]) -> 0``, ``digits_for([0.12, 0.5]) -> 2``; never fewer than 0.
-    All zero or empty: 1.
-    """
-    finite = np.abs(np.asarray(values, dtype=float))
-    finite = finite[np.isfinite(finite) & (finite > 0)]
-    if finite.size == 0:
-        return 1
-    return max(0, significant - 1 - math.floor(math.log10(float(finite.max()))))
+from hbm.book.prose.common import digits_for, k_of_n  # noqa: F401 (re-exported)
 
 
 def unreliable(checks, what: str = "these estimates") -> Inline:

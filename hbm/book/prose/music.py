@@ -12,33 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-
-
-def num(x: float, digits: int = 3) -> Inline:
-    """A positive quantity of any scale with ``digits`` significant digits, never in e-notation.
-
-    ``num(52.37) -> 52.4``, ``num(0.01234) -> 0.0123``, ``num(1234.5) -> 1,234`` (whole numbers
-    from ``10**digits`` on), so a rescaled data set never prints ``0 to 0``.
-    """
-    if x is None or not np.isfinite(float(x)):
-        return fmt(x)
-    x = float(x)
-    if x == 0:
-        return Inline("0")
-    if abs(x) >= 10 ** digits:
-        return fmt(x, ",.0f")
-    decimals = max(0, digits - 1 - int(np.floor(np.log10(abs(x)))))
-    return fmt(x, f".{decimals}f")
-
-
-def group_sizes(sizes: Sequence[int], unit: str, per: str, units: str | None = None) -> Inline:
-    """How many units each group has: ``30 users each`` or ``from 1 to 33 users per region``."""
-    sizes = np.asarray(sizes)
-    units = units or unit + "s"
-    lo, hi = int(sizes.min()), int(sizes.max())
-    if lo == hi:
-        return Inline(f"{count(lo)} {unit if lo == 1 else units} each")
-    return Inline(f"from {count(lo)} to {count(hi)} {units} per {per}")
+from hbm.book.prose.common import _failed, group_sizes, num, ppc_verdict, unreliable  # noqa: F401 (re-exported)
 
 
 def data_sentence(n_users: int, users_per_region: Sequence[int], total_plays: int) -> Inline:
@@ -58,25 +32,6 @@ def totals_sentence(totals: np.ndarray, few: int) -> Inline:
         f"Users' totals range from {count(totals.min())} to {count(totals.max())} plays, with a median of "
         f"{fmt(np.median(totals), 'g')}; {count(k)} {who} ({pct(k / len(totals))}) {verb} {count(few)} plays or fewer."
     )
-
-
-def _failed(fits: Mapping) -> list[str]:
-    return [name for name, checks in fits.items() if not checks.ok]
-
-
-def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
-    """Empty when every fit passed its diagnostics, else a sentence saying ``what`` is unreliable and why.
-
-    ``fits`` maps a fit's name in prose to its :class:`hbm.diagnostics.Diagnostics`.
-    """
-    failed = _failed(fits)
-    if not failed:
-        return Inline("")
-    names = " and ".join(failed)
-    verb = "fails" if len(failed) == 1 else "fail"
-    reasons = "; ".join(f"{name}: {', '.join(fits[name].failures)}" for name in failed)
-    return Inline(f" {what[0].upper() + what[1:]} are not reliable here: {names} {verb} the sampler "
-                  f"diagnostics ({reasons}), so read them as rough until the fits pass.")
 
 
 def pooled_verdict(checks) -> Inline:
@@ -194,36 +149,6 @@ def recovery_sentence(rec_profiles: Mapping | None, rec_kappa: Mapping | None) -
         f"{fmt(100 * p['mae'], '.1f')} percentage points on average (at most {fmt(100 * p['max_error'], '.1f')}); "
         f"{count(k['n'] - k['missed'])} of the {count(k['n'])} true concentrations lie inside theirs."
     )
-
-
-def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "posterior predictive distribution",
-                reproduces: str = "what it was fitted to", low: float = 0.025, high: float = 0.975) -> Inline:
-    """A predictive check's verdict, written either way: how many statistics fall in the outer tails.
-
-    ``pvalues`` holds one predictive p-value (share of replicated statistics below the observed
-    one) per statistic, indexed by its name in prose; ``against`` names the distribution
-    (singular), ``model`` the model checked. With many statistics a few land in the outer 5%
-    by chance alone: the verdict is a misfit only when as many or more would happen by chance
-    with probability below 5% (binomial, treating the statistics as independent).
-    """
-    from scipy.stats import binom
-
-    extreme = pvalues[(pvalues < low) | (pvalues > high)]
-    n = len(pvalues)
-    if extreme.empty:
-        return Inline(f"None of the {count(n)} observed statistics lies in the outer 5% of its {against}: "
-                      f"{model} reproduces {reproduces}.")
-    names = ", ".join(str(i) for i in extreme.index[:4]) + (", ..." if len(extreme) > 4 else "")
-    many = against.replace("distribution", "distributions", 1)
-    k = len(extreme)
-    head = (f"{count(k)} of the {count(n)} observed statistics {'lies' if k == 1 else 'lie'} in the outer 5% of "
-            f"{'its' if k == 1 else 'their'} {against if k == 1 else many} ({names})")
-    chance = float(binom.sf(k - 1, n, (1 - high) + low))
-    if chance >= 0.05:
-        return Inline(f"{head}: with {count(n)} statistics that many happen by chance alone (probability "
-                      f"{pct(chance)}), so the check finds no clear misfit.")
-    return Inline(f"{head}, more than chance alone would give (probability {pct(chance, 1)}): {model} does not "
-                  "reproduce those features of the data.")
 
 
 def ppc_sentence(pvalues: pd.Series, checks) -> Inline:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-from hbm.book.prose.intro import digits_for, k_of_n, unreliable
+from hbm.book.prose.common import _failed, digits_for, k_of_n
+from hbm.book.prose.intro import unreliable
 
 #: Rubin's eight schools (Gelman et al. 2013, table 5.2): effect y and standard error, in SAT points.
 RUBIN_Y = (28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0)
@@ -17,10 +18,6 @@ def eight_unit(eight: pd.DataFrame) -> Inline:
     """``"SAT points"`` when the file holds Rubin's eight schools (in any order), else ``"units of y"``."""
     pairs = sorted(zip(np.round(eight["y"].astype(float), 6), np.round(eight["se"].astype(float), 6)))
     return Inline("SAT points" if pairs == sorted(zip(RUBIN_Y, RUBIN_SE)) else "units of y")
-
-
-def _failed(checks: dict) -> list[str]:
-    return [name for name, c in checks.items() if not c.ok]
 
 
 def fits_verdict(checks: dict) -> Inline:
