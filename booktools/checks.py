@@ -281,8 +281,29 @@ def check_inline_order(root: Path, files: list[str] | None = None) -> list[str]:
     return problems
 
 
+#: An inline expression directly after another one's closing backtick: Quarto's pattern needs a
+#: character other than a backtick before `` `{python}``, so it leaves the second unevaluated and
+#: the page shows its source.
+_ADJACENT_INLINE = re.compile(r"``\{python\}")
+
+
+def check_inline_adjacent(root: Path, files: list[str] | None = None) -> list[str]:
+    """Problems: an inline ```{python} expr``` written right after another (Quarto does not evaluate it)."""
+    problems = []
+    for name, text in _texts(root, files):
+        in_code = False
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if line.lstrip().startswith("```"):
+                in_code = not in_code
+                continue
+            if not in_code and _ADJACENT_INLINE.search(line):
+                problems.append(f"{name}:{lineno}: an inline `{{python}}` expression directly follows another; "
+                                "Quarto leaves it unevaluated and prints its source: join the two into one expression")
+    return problems
+
+
 def check_all(root: Path, files: list[str] | None = None) -> list[str]:
     """Every static problem in the book."""
     return (check_chapters_exist(root) + check_crossrefs(root, files) + check_citations(root, files)
             + check_figure_options(root, files) + check_standalone_cells(root, files)
-            + check_inline_order(root, files))
+            + check_inline_order(root, files) + check_inline_adjacent(root, files))

@@ -114,6 +114,19 @@ def test_inline_expressions_follow_their_definitions():
     assert quarto.check_inline_order(ROOT) == []
 
 
+def test_no_inline_expression_directly_follows_another():
+    """No `{python} a``{python} b` in prose: Quarto would print b's source instead of its value."""
+    assert quarto.check_inline_adjacent(ROOT) == []
+
+
+def test_adjacent_inline_expressions_are_reported(tmp_path):
+    """check_inline_adjacent names the file and line of a second inline expression glued to the first."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "_quarto.yml").write_text("book:\n  chapters:\n    - chapters/a.qmd\n")
+    (tmp_path / "chapters" / "a.qmd").write_text("# A\n\nFine `{python} x` and `{python} y`.\nBad `{python} x``{python} y`.\n")
+    assert [p.split(": ")[0] for p in quarto.check_inline_adjacent(tmp_path)] == ["chapters/a.qmd:4"]
+
+
 def test_standalone_cells_define_what_they_use():
     """Every '# Standalone model cell' imports and loads everything it uses."""
     assert quarto.standalone_cells(ROOT), "the book should mark its model cells as standalone"
