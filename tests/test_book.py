@@ -156,6 +156,25 @@ def test_quarto_render(book):
         assert (ROOT / PUBLISHED / page).exists(), page
 
 
+def test_published_pages_show_no_inline_source(book):
+    """No page's visible text shows `{python} ...`: every inline expression was evaluated (the page source view aside)."""
+    import html
+    import re
+
+    if book is None:
+        pytest.skip("no quarto: nothing was published")
+    shown = {}
+    for page in sorted((ROOT / PUBLISHED).rglob("*.html")):
+        text = page.read_text(encoding="utf-8")
+        main = text[text.find("<main"):text.find("</main>")]
+        main = re.sub(r"<(script|pre)\b.*?</\1>", " ", main, flags=re.S)
+        main = re.sub(r'<div class="modal.*', " ", main, flags=re.S)  # code-tools' view of the .qmd
+        found = re.findall(r"\{python\}[^<]{0,60}", html.unescape(main))
+        if found:
+            shown[page.relative_to(ROOT).as_posix()] = found
+    assert not shown, shown
+
+
 def test_preface_links_the_source_archive(book):
     """The published book holds the source archive that the preface links (the book has no public repository address)."""
     from booktools.source import ARCHIVE
