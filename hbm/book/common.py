@@ -38,17 +38,12 @@ from hbm._text import Text
 #: The book's seed. Every random call passes it (or a value derived from it) explicitly.
 SEED = 20261121
 
-#: Okabe-Ito palette: distinguishable with the common colour-vision deficiencies.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-
-#: Colours of the three estimators, used by every chapter that compares them.
-METHOD_COLORS = {
-    "No pooling": "#E69F00",
-    "Complete pooling": "#56B4E9",
-    "Partial pooling": "#0072B2",
-    "Empirical Bayes": "#009E73",
-    "Truth": "#000000",
-}
+# One colour per concept across the whole book (hbm.colors): every chart takes its colours
+# from there, so a colour keeps its meaning from the first figure to the last.
+from hbm.colors import (  # noqa: E402
+    CHECK_COLORS, GENRE_PALETTE, INTERVAL_COLORS, METHOD_COLORS, PALETTE, PARAMETERIZATION_COLORS,
+    REGION_PALETTE, SAMPLER_COLORS, genre_colors, region_colors, scale,
+)
 
 THEME = "borrowing-strength"
 
@@ -65,10 +60,15 @@ def _theme() -> alt.theme.ThemeConfig:
         "width": 560,
         "height": 320,
         "config": {
-            "font": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+            # The book's own text font (shipped with the book), so charts read like the page.
+            "font": "'Source Sans 3', 'Source Sans Pro', system-ui, sans-serif",
             "view": {"stroke": None},
+            # A mark that encodes no concept is a neutral dark grey; concepts take hbm.colors'.
+            "mark": {"color": "#4D4D4D"},
             "axis": {"labelFontSize": 12, "titleFontSize": 13, "gridColor": "#e8e8e8", "domainColor": "#888"},
-            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "bottom", "labelLimit": 0},
+            "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "bottom", "labelLimit": 0,
+                       # Legend symbols at full strength, however pale the marks (bands, areas).
+                       "symbolOpacity": 1},
             "header": {"labelFontSize": 12, "titleFontSize": 13},
             "title": {"fontSize": 14, "anchor": "start"},
             "range": {"category": list(PALETTE)},
