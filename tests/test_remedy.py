@@ -28,6 +28,15 @@ def _short_ess(draws: int) -> np.ndarray:
     return np.repeat(blocks, 12, axis=1)[:, :draws]
 
 
+def _offset_until_long_warm_up(offset: float):
+    """A fake fit whose last two chains sit ``offset`` away until the warm-up has 2,000 steps."""
+    def make(draws, tune, **_):
+        shift = np.array([[0.0], [0.0], [offset], [offset]]) if tune < 2000 else 0.0
+        return _tree(_good(draws) + shift)
+
+    return make
+
+
 class Recorder:
     """A fake fit function: returns ``make(**settings)`` and records every call's settings."""
 
@@ -80,11 +89,7 @@ def test_very_short_ess_extrapolates_the_draws_up_to_the_cap():
 
 def test_disagreeing_chains_take_more_draws_and_a_longer_warm_up():
     """R-hat above 1.01 with enough ESS (chains with slightly offset means): twice the draws and tuning steps."""
-    def make(draws, tune, **_):
-        offset = np.array([[0.0], [0.0], [0.3], [0.3]]) if tune < 2000 else 0.0
-        return _tree(_good(draws) + offset)
-
-    fake = Recorder(make)
+    fake = Recorder(_offset_until_long_warm_up(0.3))
     result = remedy.fit_with_remedies(fake, draws=1000, tune=1000)
     rhat = result.attempts[0].diagnostics.max_rhat
     assert rhat > 1.01 and result.attempts[0].diagnostics.failures == [f"R-hat up to {rhat:.3f} (> 1.01)"]
@@ -96,11 +101,7 @@ def test_disagreeing_chains_take_more_draws_and_a_longer_warm_up():
 
 def test_disagreeing_chains_with_short_ess_give_both_reasons():
     """R-hat high and ESS short together: one refit with the extrapolated draws, the doubled warm-up, both reasons."""
-    def make(draws, tune, **_):
-        offset = np.array([[0.0], [0.0], [3.0], [3.0]]) if tune < 2000 else 0.0
-        return _tree(_good(draws) + offset)
-
-    fake = Recorder(make)
+    fake = Recorder(_offset_until_long_warm_up(3.0))
     result = remedy.fit_with_remedies(fake, draws=1000, tune=1000, max_draws=3000)
     first = result.attempts[0].diagnostics
     assert fake.calls[1]["tune"] == 2000 and fake.calls[1]["draws"] == 3000  # the extrapolation, capped
