@@ -59,8 +59,6 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from hbm.pooling import _sample_sd
-
 __all__ = [
     "flat_draws",
     "group_moments",
@@ -394,7 +392,9 @@ def group_moments(values, codes, n_groups: int | None = None) -> tuple[np.ndarra
         raise ValueError(f"every group needs at least one observation; none in group(s) {empty[:10]}")
     means = values @ onehot / counts
     deviations = values - means[..., codes]
-    return means, _sample_sd(deviations**2 @ onehot, counts)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a one-observation group: 0 / 0
+        sds = np.sqrt(deviations**2 @ onehot / (counts - 1))
+    return means, np.where(counts >= 2, sds, np.nan)
 
 
 def compare_to_exact(exact: ExactPosterior, mu, tau, theta, labels=None) -> pd.DataFrame:
