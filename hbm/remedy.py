@@ -141,8 +141,9 @@ class Remedied:
         if self.reliable:
             tail = "passes every diagnostic check." if self.refits else "passed every diagnostic check."
             return Text(f"{head} {tail}")
-        why = {"budget": f"after {self.refits} refits, the most allowed",
-               "no remedy": "with no change left to try"}.get(self.stopped, "")
+        budget = (f"after {self.refits} refit{'s' if self.refits != 1 else ''}, the most allowed"
+                  if self.refits else "with no refit allowed")
+        why = {"budget": budget, "no remedy": "with no change left to try"}.get(self.stopped, "")
         return Text(f"{head} still fails its diagnostics {why} ({'; '.join(self.diagnostics.failures)}): "
                     "it is not reliable.")
 

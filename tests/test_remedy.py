@@ -170,6 +170,8 @@ def test_the_verdict_is_hbm_diagnostics_check():
     tree = _tree(_good(400), 3)
     result = remedy.fit_with_remedies(lambda **_: tree, max_refits=0)
     assert result.diagnostics.failures == check(tree).failures == ["3 divergent transitions"]
+    assert result.description == ("The first fit still fails its diagnostics with no refit allowed "
+                                  "(3 divergent transitions): it is not reliable.")
 
 
 @pytest.mark.parametrize("kwargs, match", [
