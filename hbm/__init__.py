@@ -9,6 +9,7 @@ hbm.metrics       MSE, interval coverage and width, shrinkage, stratified by sam
 hbm.schools       Rubin's eight schools: the exact marginal posterior of tau by quadrature
 hbm.posterior     stacked draws, equal-tailed summaries, Bambi linear predictors, pairing by label
 hbm.diagnostics   sampler diagnostics (divergences, R-hat, ESS, tree depth, E-BFMI) with a verdict
+hbm.remedy        one policy that re-fits a fit failing its diagnostics, within a budget
 hbm.intervals     credible and confidence intervals, and their coverage
 
 The book's own helpers (data schemas and loaders, simulators, formatting, theme, each

@@ -355,7 +355,8 @@ def cluster_t_interval(y, n, prob: float = 0.95) -> Intervals:
     with :math:`s` the sample standard deviation (divisor :math:`m-1`) of the shares. With one
     value per cluster this is the CR1 cluster-robust standard error of a mean [@cameron2015].
     :math:`\hat p` is unbiased for :math:`p` whatever the :math:`n_i`. Ends are not clipped to
-    [0, 1]. Needs ``m >= 2`` users.
+    [0, 1]. With a single user (``m = 1``) the estimate is that user's share and both ends are
+    NaN: one share has no spread to estimate.
 
     Parameters
     ----------
@@ -368,11 +369,13 @@ def cluster_t_interval(y, n, prob: float = 0.95) -> Intervals:
     """
     y, n, single = _batch(y, n)
     m = y.shape[1]
-    if m < 2:
-        raise ValueError("the t interval needs at least two users")
+    prob = _check_prob(prob)
     s = y / n
     est = s.mean(axis=1)
-    half = stats.t.ppf(0.5 + _check_prob(prob) / 2, m - 1) * s.std(axis=1, ddof=1) / np.sqrt(m)
+    if m < 2:
+        half = np.full_like(est, np.nan)
+    else:
+        half = stats.t.ppf(0.5 + prob / 2, m - 1) * s.std(axis=1, ddof=1) / np.sqrt(m)
     return _out(single, est, est - half, est + half)
 
 

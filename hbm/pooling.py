@@ -106,6 +106,18 @@ def _factorize(groups, n: int) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64, copy=False), np.asarray(labels)
 
 
+def _sample_sd(sum_squares, n) -> np.ndarray:
+    """Sample standard deviation ``sqrt(ss / (n - 1))`` where ``n >= 2``; NaN where ``n < 2``.
+
+    A group with a single value has no spread to measure: its sd is NaN (not 0, not infinity),
+    without a NumPy warning.
+    """
+    n = np.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(np.asarray(sum_squares, dtype=float) / (n - 1))
+    return np.where(n >= 2, sd, np.nan)
+
+
 def _weighted_group_means(
     y: np.ndarray, w: np.ndarray, codes: np.ndarray, n_groups: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -259,7 +271,10 @@ def group_summaries(values, groups) -> pd.DataFrame:
     For group ``g`` with ``n_g`` values: ``mean`` is the sample mean, ``sd``
     the sample standard deviation (``ddof = 1``) and ``se = sd / sqrt(n_g)``,
     the usual standard error of the mean that the normal-normal model treats
-    as known [@gelman2013, sec. 5.5].
+    as known [@gelman2013, sec. 5.5]. A group with a single value keeps its
+    ``n`` and ``mean``, and its ``sd`` and ``se`` are NaN: one value has no
+    spread to estimate (a hierarchical model still estimates that group; only
+    the no-pooling standard error is undefined).
 
     Parameters
     ----------
@@ -272,27 +287,20 @@ def group_summaries(values, groups) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Index ``group`` (labels in order of first appearance); columns
-        ``n`` (int), ``mean``, ``sd``, ``se``.
+        ``n`` (int), ``mean``, ``sd``, ``se`` (NaN for a single-value group).
 
     Raises
     ------
     ValueError
-        Mismatched lengths, empty or non-finite values, missing labels, or a
-        group with fewer than 2 values (its sd is undefined).
+        Mismatched lengths, empty or non-finite values, or missing labels.
     """
     x = _as_vector(values, "values")
     codes, labels = _factorize(groups, x.size)
     k = labels.size
     n = np.bincount(codes, minlength=k)
-    small = labels[n < 2]
-    if small.size:
-        raise ValueError(
-            f"every group needs at least 2 values to estimate its sd; "
-            f"too few in: {list(small)[:10]}"
-        )
     mean = np.bincount(codes, weights=x, minlength=k) / n
     ss = np.bincount(codes, weights=(x - mean[codes]) ** 2, minlength=k)
-    sd = np.sqrt(ss / (n - 1))
+    sd = _sample_sd(ss, n)
     return pd.DataFrame(
         {"n": n.astype(np.int64), "mean": mean, "sd": sd, "se": sd / np.sqrt(n)},
         index=pd.Index(labels, name="group"),

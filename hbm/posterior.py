@@ -231,7 +231,10 @@ def predictive_check(observed: Mapping, replicated: Mapping, prob: float = 0.95)
     ``prob`` interval of the replicated values, and the predictive p-value
     :math:`p = \frac{1}{S} \sum_s \mathbb{1}[T(y^{\text{rep}}_s) < T(y)]` [gelman2013]_
     (ch. 6). Replicated values that are NaN (a statistic undefined on that data set) are left
-    out of the interval.
+    out of the interval and of :math:`p`. A statistic whose observed value is NaN (undefined
+    on the data, such as the SD of a group with a single row) is left out of the result: there
+    is nothing to check. One whose replicated values are all NaN gets NaN bounds and ``p``, and
+    ``inside`` False.
 
     Parameters
     ----------
@@ -257,11 +260,14 @@ def predictive_check(observed: Mapping, replicated: Mapping, prob: float = 0.95)
     tail = (1 - prob) / 2
     rows = {}
     for name, value in observed.items():
+        if np.isnan(float(value)):
+            continue
         rep = np.asarray(replicated[name], dtype=float).ravel()
-        rows[name] = {"observed": float(value),
-                      "lower": float(np.nanquantile(rep, tail)), "upper": float(np.nanquantile(rep, 1 - tail)),
-                      "p": float(np.mean(rep < float(value)))}
-    out = pd.DataFrame.from_dict(rows, orient="index")
+        rep = rep[~np.isnan(rep)]
+        lower, upper = np.quantile(rep, [tail, 1 - tail]) if rep.size else (np.nan, np.nan)
+        rows[name] = {"observed": float(value), "lower": float(lower), "upper": float(upper),
+                      "p": float(np.mean(rep < float(value))) if rep.size else np.nan}
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=["observed", "lower", "upper", "p"])
     if len(out) and all(isinstance(k, tuple) for k in rows):
         out.index = pd.MultiIndex.from_tuples(list(rows))
     out["inside"] = (out["lower"] <= out["observed"]) & (out["observed"] <= out["upper"])

@@ -360,7 +360,7 @@ def group_moments(values, codes, n_groups: int | None = None) -> tuple[np.ndarra
     values : array_like, shape (..., n_obs)
         Simulated (or observed) data sets.
     codes : array_like of int, shape (n_obs,)
-        Group of each observation, ``0 .. n_groups - 1``; every group needs two observations.
+        Group of each observation, ``0 .. n_groups - 1``; every group needs at least one.
     n_groups : int, optional
         Number of groups (default ``max(codes) + 1``).
 
@@ -369,6 +369,13 @@ def group_moments(values, codes, n_groups: int | None = None) -> tuple[np.ndarra
     means, sds : ndarray, shape (..., n_groups)
         :math:`\\bar y_j = \\sum_{i \\in j} y_i / n_j` and
         :math:`s_j = \\sqrt{\\sum_{i \\in j} (y_i - \\bar y_j)^2 / (n_j - 1)}` (two-pass).
+        The standard deviation of a group with a single observation is NaN (one value has no
+        spread); its mean is that value.
+
+    Raises
+    ------
+    ValueError
+        ``codes`` of the wrong shape, negative or not integers, or a group with no observation.
     """
     values = np.asarray(values, dtype=float)
     codes = np.asarray(codes)
@@ -380,12 +387,14 @@ def group_moments(values, codes, n_groups: int | None = None) -> tuple[np.ndarra
     onehot = np.zeros((codes.size, n_groups))
     onehot[np.arange(codes.size), codes] = 1.0
     counts = onehot.sum(axis=0)
-    if np.any(counts < 2):
-        raise ValueError("every group needs at least two observations")
+    if np.any(counts < 1):
+        empty = np.flatnonzero(counts < 1).tolist()
+        raise ValueError(f"every group needs at least one observation; none in group(s) {empty[:10]}")
     means = values @ onehot / counts
     deviations = values - means[..., codes]
-    sds = np.sqrt(deviations**2 @ onehot / (counts - 1))
-    return means, sds
+    with np.errstate(divide="ignore", invalid="ignore"):  # a one-observation group: 0 / 0
+        sds = np.sqrt(deviations**2 @ onehot / (counts - 1))
+    return means, np.where(counts >= 2, sds, np.nan)
 
 
 def compare_to_exact(exact: ExactPosterior, mu, tau, theta, labels=None) -> pd.DataFrame:

@@ -143,8 +143,20 @@ def test_cluster_t_interval_hand_computed():
     half = stats.t.ppf(0.975, 2) * 0.2 / np.sqrt(3)
     assert float(out.estimate) == pytest.approx(0.4)
     assert (float(out.lower), float(out.upper)) == pytest.approx((0.4 - half, 0.4 + half))
-    with pytest.raises(ValueError, match="two users"):
-        iv.cluster_t_interval([1], [2])
+
+
+def test_cluster_t_interval_single_user_has_nan_ends():
+    """One user: the estimate is their share and both ends are NaN (no spread), without a warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = iv.cluster_t_interval([1], [4])
+        batch = iv.cluster_t_interval([[1], [3]], [4])
+    assert float(out.estimate) == pytest.approx(0.25)
+    assert np.isnan(float(out.lower)) and np.isnan(float(out.upper))
+    np.testing.assert_allclose(batch.estimate, [0.25, 0.75])
+    assert np.isnan(batch.lower).all() and np.isnan(batch.upper).all()
 
 
 def test_batches_match_single_data_sets(rng):

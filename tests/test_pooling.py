@@ -170,10 +170,21 @@ def test_pooling_rejects_bad_prob_and_groups():
         complete_pooling([1.0, 2.0], [1.0, 1.0], groups=[1.0, np.nan])
 
 
+def test_group_summaries_single_value_group_has_nan_sd():
+    """A one-value group keeps n and mean, its sd and se are NaN, silently; other groups are exact."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from 0/0
+        df = group_summaries([1.0, 3.0, 7.0], ["a", "a", "b"])
+    np.testing.assert_array_equal(df["n"].to_numpy(), [2, 1])
+    np.testing.assert_allclose(df["mean"].to_numpy(), [2.0, 7.0])
+    np.testing.assert_allclose(df["sd"].to_numpy(), [np.sqrt(2.0), np.nan])
+    np.testing.assert_allclose(df["se"].to_numpy(), [1.0, np.nan])
+
+
 def test_group_summaries_rejects_bad_input():
-    """Groups with < 2 values, mismatched lengths and non-finite values raise ValueError."""
-    with pytest.raises(ValueError, match="at least 2 values"):
-        group_summaries([1.0, 2.0, 3.0], ["a", "a", "b"])
+    """Mismatched lengths, non-finite values and empty input raise ValueError."""
     with pytest.raises(ValueError, match="one label per unit"):
         group_summaries([1.0, 2.0, 3.0], ["a", "a"])
     with pytest.raises(ValueError, match="finite"):

@@ -189,3 +189,18 @@ def test_predictive_check_ignores_undefined_replications_and_keeps_tuple_names()
     assert out["lower"].iloc[0] == pytest.approx(0.5) and out["upper"].iloc[0] == pytest.approx(1.5)
     with pytest.raises(ValueError, match="different statistics"):
         posterior.predictive_check({"a": 1.0}, {"b": [1.0]})
+
+
+def test_predictive_check_leaves_out_statistics_undefined_on_the_data():
+    """An observed NaN (the SD of a one-row group) is left out, silently; all-NaN replications give NaN bounds."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no All-NaN RuntimeWarning
+        out = posterior.predictive_check(
+            {("A", "SD"): 1.0, ("B", "SD"): np.nan, ("C", "SD"): 2.0},
+            {("A", "SD"): [np.nan, 0.0, 2.0, 4.0], ("B", "SD"): [np.nan] * 4, ("C", "SD"): [np.nan] * 4})
+    assert list(out.index) == [("A", "SD"), ("C", "SD")]
+    assert out.loc[("A", "SD"), "p"] == pytest.approx(1 / 3)  # one of the three defined replications is below
+    assert np.isnan(out.loc[("C", "SD"), ["lower", "upper", "p"]].to_numpy(float)).all()
+    assert out["inside"].tolist() == [True, False]

@@ -271,10 +271,21 @@ def test_group_moments_by_hand_and_against_pandas(rng):
     np.testing.assert_allclose(sds[2, 4], frame.std().to_numpy(), rtol=1e-12)
 
 
+def test_group_moments_single_observation_group_has_nan_sd():
+    """A one-observation group has its value as mean and a NaN sd, silently, in every row of a batch."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from 0/0
+        means, sds = schools.group_moments([[1.0, 3.0, 7.0], [2.0, 2.0, -4.0]], [0, 0, 1])
+    np.testing.assert_allclose(means, [[2.0, 7.0], [2.0, -4.0]])
+    np.testing.assert_allclose(sds, [[np.sqrt(2.0), np.nan], [0.0, np.nan]])
+
+
 def test_group_moments_rejects_bad_groups():
-    """A group with one observation, or codes of the wrong length, raise ValueError."""
-    with pytest.raises(ValueError, match="two observations"):
-        schools.group_moments([1.0, 2.0, 3.0], [0, 0, 1])
+    """A group with no observation, or codes of the wrong length, raise ValueError."""
+    with pytest.raises(ValueError, match=r"at least one observation; none in group\(s\) \[1\]"):
+        schools.group_moments([1.0, 2.0, 3.0], [0, 0, 2])
     with pytest.raises(ValueError, match="one entry per observation"):
         schools.group_moments([1.0, 2.0, 3.0], [0, 0])
 

@@ -202,7 +202,12 @@ class Schema:
         Required columns, in output order.
     group_by : str or None
         A column whose every value must occur on at least ``min_group_size``
-        rows (e.g. each school needs two students to have a variance).
+        rows. No schema of the book sets a minimum above one: a group with a
+        single row (a school with one student, a region with one user, a genre
+        with one creator) is accepted, since the hierarchical models estimate
+        it from its one row and the rest; only statistics that need two rows,
+        such as a group's own standard deviation, are undefined for it (NaN,
+        shown as a dash).
     min_group_size : int
         See ``group_by``.
     """
@@ -228,7 +233,7 @@ SCHEMAS: dict[str, Schema] = {
             Column("score", "float"),
         ),
         group_by="school",
-        min_group_size=2,
+        min_group_size=1,  # a school with one student is accepted (its own SD is NaN)
     ),
     "eight_schools": Schema(
         "eight_schools",
@@ -545,8 +550,10 @@ def load_schools(path: str | os.PathLike = "data/schools.csv") -> pd.DataFrame:
     """Load students' test scores in several schools.
 
     Columns: ``student_id`` (unique id, str), ``school`` (Categorical),
-    ``score`` (finite float64). Every school needs at least two students so
-    that its within-school variance is defined. The default file is simulated
+    ``score`` (finite float64). A school may have a single student: the
+    hierarchical model estimates it, and its own standard deviation (which
+    needs two students) is NaN in :func:`hbm.pooling.group_summaries` and
+    :func:`hbm.schools.group_moments`. The default file is simulated
     by :func:`hbm.book.simulate.schools` from
     :math:`y_{ij} \\sim N(\\mu_j, \\sigma_j^2)`,
     :math:`\\mu_j \\sim N(\\mu, \\tau^2)`,

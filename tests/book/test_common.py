@@ -1,6 +1,7 @@
 """hbm.book.common: the shared chapter setup and the inline number formatting."""
 
 import logging
+import re
 
 import altair as alt
 import numpy as np
@@ -108,3 +109,18 @@ def test_show_source_is_a_python_code_block_of_the_function():
     """show_source(f) is a fenced Python block holding f's source, dedented."""
     text = str(book.show_source(book.count))
     assert text.startswith("```python\ndef count(") and text.endswith("\n```")
+
+
+def test_table_shows_a_single_row_groups_sd_as_a_dash_with_note():
+    """table() of group_summaries with a one-student school: its sd and se print as dashes, with the note."""
+    from hbm.pooling import group_summaries
+
+    summary = group_summaries([60.5, 70.0, 55.25], ["A", "A", "Mahnomen"])
+    html = book.table(summary, missing="a standard deviation that one student cannot give").to_html()
+    rows = {}
+    for tr in re.findall(r"<tr>(.*?)</tr>", html, flags=re.S)[1:]:
+        cells = [re.sub(r"<[^>]+>", "", td).strip() for td in re.findall(r"<td[^>]*>.*?</td>", tr, flags=re.S)]
+        rows[cells[0]] = cells[1:]
+    assert rows["Mahnomen"] == ["1", "55.250", book.DASH, book.DASH]
+    assert rows["A"] == ["2", "65.250", "6.718", "4.750"]
+    assert "A dash (\u2013) marks a standard deviation that one student cannot give." in html

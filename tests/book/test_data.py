@@ -284,15 +284,46 @@ def test_error_empty_category_label(write):
     assert "column 'region' has missing values" in str(err) and err.lines == (3,)
 
 
-def test_error_group_too_small(write):
-    """Each school needs at least two students; too-small schools are named with their line."""
+def test_group_minimum_is_enforced_by_the_validator(write):
+    """A schema's min_group_size still refuses too-small groups, named with their lines."""
+    schema = data.Schema("pairs", data.SCHEMAS["schools"].columns, group_by="school", min_group_size=2)
     text = "student_id,school,score\ns1,A,1\ns2,B,2\ns3,A,3\ns4,C,4\n"
-    err = _err(data.load_schools, write(text))
+    with pytest.raises(DataError) as info:
+        data.read_csv(write(text), schema)
+    err = info.value
     assert str(err).endswith(
         "column 'school': each school needs at least 2 rows; "
         "too few at line 3 ('B' has 1 row), line 5 ('C' has 1 row)"
     )
     assert err.column == "school" and err.lines == (3, 5)
+
+
+def test_schools_accept_single_student_schools(write):
+    """A school with one student loads (as the textbook radon counties do), with its one row kept."""
+    text = "student_id,school,score\ns1,A,1\ns2,B,2\ns3,A,3\ns4,C,4\n"
+    df = data.load_schools(write(text))
+    assert df.groupby("school", observed=True).size().to_dict() == {"A": 2, "B": 1, "C": 1}
+
+
+@pytest.mark.parametrize(
+    "loader, text, column",
+    [
+        (data.load_music, f"{MUSIC_HEADER}\nu1,Europe,1,2,0,4,5\nu2,Asia,0,0,7,0,1\nu3,Europe,3,0,0,0,0\n", "region"),
+        (data.load_creators, CREATORS_OK, "genre"),
+        (data.load_eight_schools, "school,y,se\nA,28,15\n", "school"),
+    ],
+)
+def test_other_loaders_accept_single_row_groups(write, loader, text, column):
+    """A music region with one user, a genre with one creator and a one-school file all load."""
+    df = loader(write(text))
+    assert df.groupby(column, observed=True).size().min() == 1
+
+
+def test_single_row_group_with_bad_score_is_still_an_error(write):
+    """Accepting one-row schools does not relax the value checks: file, line and column are named."""
+    err = _err(data.load_schools, write("student_id,school,score\ns1,A,1\ns2,B,abc\n"))
+    assert str(err).startswith(f"{err.source}: column 'score' must hold finite numbers")
+    assert err.column == "score" and err.lines == (3,)
 
 
 def test_data_error_is_value_error():
