@@ -158,7 +158,9 @@ def check_citations(root: Path, files: list[str] | None = None) -> list[str]:
 
 
 def check_figure_options(root: Path, files: list[str] | None = None) -> list[str]:
-    """Problems: figure cells (label ``fig-*`` or a ``fig-cap``) without ``fig-cap`` and ``fig-alt``."""
+    """Problems: figure cells (label ``fig-*`` or a ``fig-cap``) without ``fig-cap`` and ``fig-alt``,
+    or whose plotting code is shown open (``code-fold: true`` folds it; ``echo: false`` hides it):
+    models, fits and summaries stay open, chart code is folded."""
     problems = []
     for name, text in _texts(root, files):
         for start, options, _ in _cells(text):
@@ -167,6 +169,9 @@ def check_figure_options(root: Path, files: list[str] | None = None) -> list[str
                 missing = [opt for opt in ("fig-cap", "fig-alt") if not options.get(opt)]
                 if missing:
                     problems.append(f"{name}:{start}: figure cell lacks {' and '.join(missing)}")
+                if options.get("code-fold") != "true" and options.get("echo") != "false":
+                    problems.append(f"{name}:{start}: figure cell shows its plotting code open "
+                                    "(add code-fold: true)")
     return problems
 
 

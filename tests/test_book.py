@@ -311,10 +311,27 @@ def test_figure_without_alt_is_reported(tmp_path):
         ```{python}
         #| label: fig-a
         #| fig-cap: "A caption"
+        #| code-fold: true
         1
         ```
         """)
     assert quarto.check_figure_options(root) == ["chapters/broken.qmd:4: figure cell lacks fig-alt"]
+
+
+def test_figure_with_open_plotting_code_is_reported(tmp_path):
+    """A figure cell whose plotting code is neither folded nor hidden is reported with chapter and line."""
+    root = _tiny_book(tmp_path, """\
+        # Broken
+
+        ```{python}
+        #| label: fig-a
+        #| fig-cap: "A caption"
+        #| fig-alt: "Alt text"
+        1
+        ```
+        """)
+    assert quarto.check_figure_options(root) == [
+        "chapters/broken.qmd:4: figure cell shows its plotting code open (add code-fold: true)"]
 
 
 def test_standalone_cell_with_outside_name_is_reported(tmp_path):
