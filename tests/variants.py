@@ -10,7 +10,7 @@ The six variants, applied to every file at once:
 ``reordered``   rows shuffled, every label renamed so that sorting and file order disagree
                 ("Site 10" before "Site 9", regions and genres renamed);
 ``few``         few groups: 3 schools, 4 studies, 2 regions, 1 genre;
-``tiny``        one tiny group: a school with 2 students, a region with 1 user, a genre with
+``tiny``        one tiny group: a school with 1 student, a region with 1 user, a genre with
                 1 creator, a study with a huge standard error;
 ``zeros``       a category with zero counts: a region that never played one genre;
                 a school whose scores are all equal;
@@ -88,8 +88,8 @@ def tiny(data: Path) -> None:
     s = _read(data, "schools.csv")
     last = list(dict.fromkeys(s["school"]))[-1]
     keep = s[s["school"] != last]
-    two = s[s["school"] == last].head(2)  # the fewest the loader accepts: a variance needs two
-    _write(data, "schools.csv", pd.concat([keep, two]))
+    one = s[s["school"] == last].head(1)  # one student: a mean but no SD (the radon counties' case)
+    _write(data, "schools.csv", pd.concat([keep, one]))
     e = _read(data, "eight_schools.csv")
     e.loc[e.index[-1], "se"] = 60.0
     _write(data, "eight_schools.csv", e)

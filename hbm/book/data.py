@@ -289,13 +289,22 @@ def _differ_in_digits(a: str, b: str) -> bool:
     return bool(changed) and all(ch.isdigit() for ch in changed)
 
 
+def _differ_in_last_code(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are the same words ending in different one- or two-character codes
+    ("School A" and "School H", "Wave 2b" and "Wave 2c"): labels of a series, not a typo."""
+    ta, tb = a.split(), b.split()
+    return (len(ta) == len(tb) >= 2 and ta[:-1] == tb[:-1] and ta[-1] != tb[-1]
+            and max(len(ta[-1]), len(tb[-1])) <= 2)
+
+
 def near_duplicate_labels(values, lines) -> list[str]:
     """Messages naming labels that are probably the same group spelled two ways.
 
     Two labels are suspicious when they differ only in letter case or white space
     ("europe" and "Europe"), or when they are one edit apart (not in digits, both at least
-    four characters long) and one of them occurs on a single row while the other occurs on
-    several ("Eurpoe" once beside "Europe" 29 times). Each message names both labels,
+    four characters long, and not a series such as "School A" and "School H") and one of them
+    occurs on a single row while the other occurs on several ("Eurpoe" once beside "Europe"
+    29 times). Each message names both labels,
     their row counts and the first line of the rarer one.
     """
     values = pd.Series(np.asarray(values, dtype=object)).astype(str)
@@ -310,7 +319,7 @@ def near_duplicate_labels(values, lines) -> list[str]:
             same_text = " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
             typo = (min(len(a), len(b)) >= 4 and _one_edit_apart(a, b)
                     and min(sizes[a], sizes[b]) == 1 and max(sizes[a], sizes[b]) >= 2
-                    and not _differ_in_digits(a, b))
+                    and not _differ_in_digits(a, b) and not _differ_in_last_code(a, b))
             if same_text or typo:
                 rare, common = (a, b) if sizes[a] <= sizes[b] else (b, a)
                 why = "differ only in case or spacing" if same_text else "are one letter apart"

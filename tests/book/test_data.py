@@ -444,8 +444,17 @@ def test_typo_and_case_variants_of_a_label_are_warned_about(write):
     assert frame["region"].nunique() == 3  # still loaded as written: the reader decides
 
 
-@pytest.mark.parametrize("labels", [list("ABCDEFGH"), ["Site 4", "Site 7", "Site 10"], ["Asia", "Europe", "Oceania"]])
+@pytest.mark.parametrize("labels", [list("ABCDEFGH"), ["Site 4", "Site 7", "Site 10"], ["Asia", "Europe", "Oceania"],
+                                    ["School A", "School H"], ["Wave 2b", "Wave 2c"]])
 def test_distinct_labels_are_not_warned_about(labels):
     """Short labels, numbered labels and different words raise no near-duplicate warning."""
     values = [label for label in labels for _ in range(2)] + [labels[0]]
     assert data.near_duplicate_labels(values, range(2, 2 + len(values))) == []
+
+
+def test_a_one_row_member_of_a_series_is_not_a_typo():
+    """'School H' on one row beside 'School A' on ten is a series label (no warning); 'Schol A' on one row is a typo."""
+    values = ["School A"] * 10 + ["School H"]
+    assert data.near_duplicate_labels(values, range(2, 2 + len(values))) == []
+    values = ["School A"] * 10 + ["Schol A"]
+    assert len(data.near_duplicate_labels(values, range(2, 2 + len(values)))) == 1
