@@ -13,6 +13,8 @@ from hbm.book import common as book
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT / "_vendor"
+#: The npm packages of the book's fonts (booktools/fonts.css).
+FONT_PACKAGES = ("@fontsource/source-sans-3", "@fontsource/source-code-pro")
 
 # What Quarto 1.7 writes into the head of a page with HTML cell output (core/jupyter/widgets.ts).
 QUARTO_HEAD = """<head>
@@ -28,13 +30,27 @@ QUARTO_HEAD = """<head>
 def test_vendor_packages_are_pinned_exactly():
     """_vendor/package.json pins exact versions, its lock file agrees, and Vega-Lite is the one Altair writes for."""
     wanted = json.loads((VENDOR / "package.json").read_text())["dependencies"]
-    assert set(wanted) == {"vega", "vega-lite", "vega-embed", "mathjax"}
+    assert set(wanted) == {"vega", "vega-lite", "vega-embed", "mathjax", *FONT_PACKAGES}
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in wanted.values()), wanted
     locked = json.loads((VENDOR / "package-lock.json").read_text())["packages"]
     for name, version in wanted.items():
         assert locked[f"node_modules/{name}"]["version"] == version, name
     assert wanted["vega-lite"] == alt.SCHEMA_VERSION.lstrip("v")
     assert alt.__version__ == "6.3.0"
+
+
+def test_fonts_come_from_the_vendor_folder():
+    """booktools/fonts.css names only woff2 files of the pinned Fontsource packages, and the theme sets text and code in its families."""
+    css = (ROOT / "booktools" / "fonts.css").read_text()
+    urls = re.findall(r"url\(([^)]*)\)", css)
+    assert urls and all(re.fullmatch(r"\.\./_vendor/node_modules/(@fontsource/[a-z0-9-]+)/files/[a-z0-9-]+\.woff2", u)
+                        for u in urls), urls
+    assert {re.match(r"\.\./_vendor/node_modules/(@fontsource/[a-z0-9-]+)/", u)[1] for u in urls} == set(FONT_PACKAGES)
+    families = set(re.findall(r'font-family: "([^"]+)"', css))
+    assert families == {"Source Sans 3", "Source Code Pro"}
+    scss = (ROOT / "booktools" / "offline.scss").read_text()
+    for variable, family in (("font-family-sans-serif", "Source Sans 3"), ("font-family-monospace", "Source Code Pro")):
+        assert re.search(rf'^\${variable}: "{family}",', scss, re.MULTILINE), variable
 
 
 def test_mathjax_comes_from_the_vendor_folder():
