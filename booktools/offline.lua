@@ -3,7 +3,8 @@
 -- * every page links the book's fonts (booktools/fonts.css: Source Sans 3 and Source Code Pro,
 --   the pinned Fontsource npm packages in _vendor/) and booktools/fonts.js, which makes MathJax
 --   typeset, and lets the charts draw, once those fonts have loaded. Quarto copies the style
---   sheet and every woff2 file it names into site_libs/quarto-contrib/book-fonts/.
+--   sheet and every woff2 file it names into site_libs/quarto-contrib/book-fonts/ (the
+--   post-render step, booktools/offline.py, then writes the fonts into the style sheet).
 -- * every page that holds an Altair chart ships Vega, Vega-Lite and vega-embed, and
 --   booktools/vega-fonts.js, which makes vegaEmbed wait for those fonts. The chapters' charts
 --   are drawn by the template that hbm.book.common.setup() gives Altair, which calls the page's

@@ -131,3 +131,19 @@ def test_strip_leaves_pages_with_jupyter_widgets(tmp_path):
     kept = (tmp_path / "widget.html").read_text()
     assert "require.min.js" in kept and "jquery.min.js" in kept and "polyfill" not in kept
     assert "cdnjs" not in (tmp_path / "sub" / "page.html").read_text()
+
+
+def test_fonts_are_written_into_their_style_sheet(tmp_path):
+    """The post-render step turns each woff2 file the book's font style sheet links into a data: URL and removes the file."""
+    fonts = tmp_path / "site_libs" / "quarto-contrib" / "book-fonts"
+    (fonts / "ab12").mkdir(parents=True)
+    (fonts / "ab12" / "face-400.woff2").write_bytes(b"wOF2 font")
+    css = ('@font-face { font-family: "A"; src: url(ab12/face-400.woff2) format("woff2"); }\n'
+           '@font-face { font-family: "B"; src: url("missing.woff2") format("woff2"); }\n')
+    (fonts / "fonts.css").write_text(css)
+    assert make_offline(tmp_path) == [fonts / "fonts.css"]
+    written = (fonts / "fonts.css").read_text()
+    assert 'url("data:font/woff2;base64,d09GMiBmb250")' in written
+    assert 'url("missing.woff2")' in written  # left for the browser test to report
+    assert not (fonts / "ab12").exists()
+    assert make_offline(tmp_path) == []
