@@ -8,7 +8,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 KERNEL := borrowing-strength
 STAMP  := $(VENV)/.installed
-# The JavaScript the rendered book ships (Vega, Vega-Lite, vega-embed, MathJax), pinned by
+# The JavaScript and fonts the rendered book ships (Vega, Vega-Lite, vega-embed, MathJax,
+# Source Sans 3 and Source Code Pro), pinned by
 # _vendor/package-lock.json and installed with npm into _vendor/node_modules.
 VENDOR := _vendor/node_modules/.installed
 # Python for creating .venv: PYTHON=... if given, else a python3.12/3.13 that runs, else pyenv's.

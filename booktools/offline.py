@@ -20,14 +20,21 @@ or from ``file://``, and no option turns any of them off:
 turns quarto.js into a classic script run at the same moment (``defer``, as modules are) with
 tabsets.js inlined. A page that embeds real Jupyter widgets (whose runtime needs require.js)
 keeps its widget loaders; tests/test_browser.py then reports it.
+
+The book's fonts (``booktools/fonts.css``) are linked from every page; Quarto copies each woff2
+file next to the style sheet. Firefox refuses a font from another folder than the page's when a
+page is opened from disk (``security.fileuri.strict_origin_policy``), and the chapters live in
+``chapters/``: :func:`inline_fonts` writes each font into the style sheet as a ``data:`` URL
+instead (about 130 kB, loaded once for the whole book), which every browser reads from anywhere.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
-__all__ = ["WIDGET_LOADER_RE", "POLYFILL_RE", "strip_cdn_scripts", "classic_quarto_js", "make_offline"]
+__all__ = ["WIDGET_LOADER_RE", "POLYFILL_RE", "strip_cdn_scripts", "classic_quarto_js", "inline_fonts", "make_offline"]
 
 #: The tags Quarto writes for JavaScript widgets: require.js, jQuery, and jQuery's AMD name.
 WIDGET_LOADER_RE = re.compile(
@@ -49,6 +56,9 @@ QUARTO_JS = Path("site_libs/quarto-html/quarto.js")
 TABSETS_JS = Path("site_libs/quarto-html/tabsets/tabsets.js")
 TABSETS_IMPORT = 'import * as tabsets from "./tabsets/tabsets.js";\n'
 CLASSIC_MARK = "// booktools/offline.py:"
+#: The book's font faces as Quarto copies them (booktools/offline.lua), and a link to a woff2 file in it.
+FONTS_CSS = Path("site_libs/quarto-contrib/book-fonts/fonts.css")
+FONT_URL_RE = re.compile(r"url\(\s*([\"']?)(?!data:)([^)\"']+\.woff2)\1\s*\)")
 
 
 def strip_cdn_scripts(html: str) -> str:
@@ -78,6 +88,23 @@ def classic_quarto_js(quarto_js: str, tabsets_js: str) -> str | None:
             f"{quarto_js[len(TABSETS_IMPORT):]}\n}})();\n")
 
 
+def inline_fonts(css: str, folder: Path) -> tuple[str, list[Path]]:
+    """``css`` with every woff2 file it links (relative to ``folder``) written in as a ``data:`` URL, and those files.
+
+    A link to a file that does not exist is left as it is (the browser test reports it).
+    """
+    files = []
+
+    def data_url(match: re.Match) -> str:
+        path = folder / match.group(2)
+        if not path.is_file():
+            return match.group(0)
+        files.append(path)
+        return f'url("data:font/woff2;base64,{base64.b64encode(path.read_bytes()).decode("ascii")}")'
+
+    return FONT_URL_RE.sub(data_url, css), files
+
+
 def make_offline(folder: Path) -> list[Path]:
     """Apply the fixes above to a rendered book in ``folder``; the files changed."""
     folder = Path(folder)
@@ -90,6 +117,16 @@ def make_offline(folder: Path) -> list[Path]:
         if classic and after != before:
             (folder / QUARTO_JS).write_text(after, encoding="utf-8")
             changed.append(folder / QUARTO_JS)
+    fonts_css = folder / FONTS_CSS
+    if fonts_css.exists():
+        css, fonts = inline_fonts(fonts_css.read_text(encoding="utf-8"), fonts_css.parent)
+        if fonts:
+            fonts_css.write_text(css, encoding="utf-8")
+            changed.append(fonts_css)
+        for font in fonts:  # each is in the style sheet now
+            font.unlink()
+            if not any(font.parent.iterdir()):
+                font.parent.rmdir()
     for page in sorted(folder.rglob("*.html")):
         html = page.read_text(encoding="utf-8")
         new = strip_cdn_scripts(html)

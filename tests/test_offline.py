@@ -13,6 +13,8 @@ from hbm.book import common as book
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDOR = ROOT / "_vendor"
+#: The npm packages of the book's fonts (booktools/fonts.css).
+FONT_PACKAGES = ("@fontsource/source-sans-3", "@fontsource/source-code-pro")
 
 # What Quarto 1.7 writes into the head of a page with HTML cell output (core/jupyter/widgets.ts).
 QUARTO_HEAD = """<head>
@@ -28,13 +30,27 @@ QUARTO_HEAD = """<head>
 def test_vendor_packages_are_pinned_exactly():
     """_vendor/package.json pins exact versions, its lock file agrees, and Vega-Lite is the one Altair writes for."""
     wanted = json.loads((VENDOR / "package.json").read_text())["dependencies"]
-    assert set(wanted) == {"vega", "vega-lite", "vega-embed", "mathjax"}
+    assert set(wanted) == {"vega", "vega-lite", "vega-embed", "mathjax", *FONT_PACKAGES}
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in wanted.values()), wanted
     locked = json.loads((VENDOR / "package-lock.json").read_text())["packages"]
     for name, version in wanted.items():
         assert locked[f"node_modules/{name}"]["version"] == version, name
     assert wanted["vega-lite"] == alt.SCHEMA_VERSION.lstrip("v")
     assert alt.__version__ == "6.3.0"
+
+
+def test_fonts_come_from_the_vendor_folder():
+    """booktools/fonts.css names only woff2 files of the pinned Fontsource packages, and the theme sets text and code in its families."""
+    css = (ROOT / "booktools" / "fonts.css").read_text()
+    urls = re.findall(r"url\(([^)]*)\)", css)
+    assert urls and all(re.fullmatch(r"\.\./_vendor/node_modules/(@fontsource/[a-z0-9-]+)/files/[a-z0-9-]+\.woff2", u)
+                        for u in urls), urls
+    assert {re.match(r"\.\./_vendor/node_modules/(@fontsource/[a-z0-9-]+)/", u)[1] for u in urls} == set(FONT_PACKAGES)
+    families = set(re.findall(r'font-family: "([^"]+)"', css))
+    assert families == {"Source Sans 3", "Source Code Pro"}
+    scss = (ROOT / "booktools" / "offline.scss").read_text()
+    for variable, family in (("font-family-sans-serif", "Source Sans 3"), ("font-family-monospace", "Source Code Pro")):
+        assert re.search(rf'^\${variable}: "{family}",', scss, re.MULTILINE), variable
 
 
 def test_mathjax_comes_from_the_vendor_folder():
@@ -115,3 +131,19 @@ def test_strip_leaves_pages_with_jupyter_widgets(tmp_path):
     kept = (tmp_path / "widget.html").read_text()
     assert "require.min.js" in kept and "jquery.min.js" in kept and "polyfill" not in kept
     assert "cdnjs" not in (tmp_path / "sub" / "page.html").read_text()
+
+
+def test_fonts_are_written_into_their_style_sheet(tmp_path):
+    """The post-render step turns each woff2 file the book's font style sheet links into a data: URL and removes the file."""
+    fonts = tmp_path / "site_libs" / "quarto-contrib" / "book-fonts"
+    (fonts / "ab12").mkdir(parents=True)
+    (fonts / "ab12" / "face-400.woff2").write_bytes(b"wOF2 font")
+    css = ('@font-face { font-family: "A"; src: url(ab12/face-400.woff2) format("woff2"); }\n'
+           '@font-face { font-family: "B"; src: url("missing.woff2") format("woff2"); }\n')
+    (fonts / "fonts.css").write_text(css)
+    assert make_offline(tmp_path) == [fonts / "fonts.css"]
+    written = (fonts / "fonts.css").read_text()
+    assert 'url("data:font/woff2;base64,d09GMiBmb250")' in written
+    assert 'url("missing.woff2")' in written  # left for the browser test to report
+    assert not (fonts / "ab12").exists()
+    assert make_offline(tmp_path) == []
