@@ -114,7 +114,8 @@ def _level_dim(da, term: str) -> str:
     return dims[0]
 
 
-def linear_predictor(fit, data: pd.DataFrame, terms: Sequence[str], intercept: str | None = "Intercept") -> np.ndarray:
+def linear_predictor(fit, data: pd.DataFrame, terms: Sequence[str],
+                     intercept: str | None = "Intercept") -> np.ndarray:
     r"""Each row's linear predictor in a Bambi model of intercepts, rebuilt from the posterior.
 
     For a model ``y ~ [1 +] (1|a) + (1|b) + ...`` (or a common term ``~ 0 + a``) the linear
@@ -160,7 +161,8 @@ def linear_predictor(fit, data: pd.DataFrame, terms: Sequence[str], intercept: s
     total = post[intercept] if intercept is not None and intercept in post else None
     for term in terms:
         if term not in post:
-            raise KeyError(f"group term {term!r} not in the posterior (has {list(post.data_vars)})")
+            raise KeyError(f"group term {term!r} not in the posterior "
+                           f"(has {list(post.data_vars)})")
         da = post[term]
         dim = _level_dim(da, term)
         levels = pd.Index([str(v) for v in da[dim].values])

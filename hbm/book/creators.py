@@ -109,7 +109,8 @@ def creator_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
-def build_model(df: pd.DataFrame, parameterization: str = "marginal", priors: Mapping | None = None):
+def build_model(df: pd.DataFrame, parameterization: str = "marginal",
+                priors: Mapping | None = None):
     r"""The creator model in PyMC, in one of :data:`PARAMETERIZATIONS`.
 
     Parameters
@@ -139,7 +140,8 @@ def build_model(df: pd.DataFrame, parameterization: str = "marginal", priors: Ma
     import pymc as pm
 
     if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
+                         f"got {parameterization!r}")
     scales = {**PRIOR_SCALES, **(priors or {})}
     y, se, g, genres = creator_arrays(df)
     coords = {"genre": genres, "creator": df["creator_id"].astype(str).tolist()}
@@ -152,7 +154,8 @@ def build_model(df: pd.DataFrame, parameterization: str = "marginal", priors: Ma
         sigma_creator = pm.HalfNormal("sigma_creator", scales["sigma_creator"])
         if parameterization == "noncentered":
             z_genre = pm.Normal("z_genre", 0.0, 1.0, dims="genre")
-            mu_genre = pm.Deterministic("mu_genre", mu_global + sigma_genre * z_genre, dims="genre")
+            mu_genre = pm.Deterministic(
+                "mu_genre", mu_global + sigma_genre * z_genre, dims="genre")
         else:
             mu_genre = pm.Normal("mu_genre", mu_global, sigma_genre, dims="genre")
         if parameterization == "marginal":
@@ -165,7 +168,8 @@ def build_model(df: pd.DataFrame, parameterization: str = "marginal", priors: Ma
             tau = pm.Normal("tau", mu_genre[genre_idx], sigma_creator, dims="creator")
         else:
             z_creator = pm.Normal("z_creator", 0.0, 1.0, dims="creator")
-            tau = pm.Deterministic("tau", mu_genre[genre_idx] + sigma_creator * z_creator, dims="creator")
+            tau = pm.Deterministic(
+                "tau", mu_genre[genre_idx] + sigma_creator * z_creator, dims="creator")
         pm.Normal("y", tau, se_, observed=effect, dims="creator")
     return model
 

@@ -201,7 +201,9 @@ def three_level_model(plays: pd.DataFrame, *, c_prior=C_PRIOR, kappa_prior=KAPPA
         p_global = pm.Dirichlet("p_global", a=np.ones(len(GENRES)), dims="genre")
         c = pm.LogNormal("c", mu=c_prior[0], sigma=c_prior[1])
         p = pm.Dirichlet("p", a=c * p_global, dims=("region", "genre"))
-        log_kappa = pm.Normal("log_kappa", mu=kappa_prior[0], sigma=kappa_prior[1], dims="region")
+        log_kappa = pm.Normal(
+            "log_kappa", mu=kappa_prior[0], sigma=kappa_prior[1], dims="region"
+        )
         kappa = pm.Deterministic("kappa", pt.exp(log_kappa), dims="region")
         alpha = pm.Deterministic("alpha", kappa[:, None] * p, dims=("region", "genre"))
         pm.DirichletMultinomial(
@@ -210,8 +212,9 @@ def three_level_model(plays: pd.DataFrame, *, c_prior=C_PRIOR, kappa_prior=KAPPA
     return model
 
 
-def fit_three_level(plays: pd.DataFrame, random_seed, *, draws: int = 1000, tune: int = 1000,
-                    chains: int = 4, target_accept: float = 0.8, **model_kwargs):
+def fit_three_level(plays: pd.DataFrame, random_seed, *, draws: int = 1000,
+                    tune: int = 1000, chains: int = 4, target_accept: float = 0.8,
+                    **model_kwargs):
     """Sample :func:`three_level_model` with nutpie.
 
     Parameters
