@@ -5,6 +5,7 @@ error sqrt(0.95 * 0.05 / n_creators) (about 0.01 for 500 creators), across repli
 standard deviation of the per-data-set coverages over sqrt(R) (hbm.metrics.mc_error).
 """
 
+import re
 import shutil
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def test_noncentered_is_worse_than_centered(ch):
 def test_pymc_model_is_build_model_and_its_code_is_shown(ch):
     """The chapter samples hbm.book.creators.build_model(..., 'marginal') (one implementation) and shows its code."""
     _, cells, _ = read_chapter(ROOT / CHAPTER)
-    model_cell = next(c.source for c in cells if "fit = nutpie.sample(compiled" in c.source)
+    model_cell = next(c.source for c in cells if re.search(r"fit = nutpie\.sample\(\s*compiled", c.source))
     assert 'creator_model = build_model(creators, "marginal")' in model_cell
     assert not any("pm.Model(" in c.source for c in cells)
     shown = " ".join(str(o.get("data", {}).get("text/markdown", "")) for c in ch.notebook.cells
