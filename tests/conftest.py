@@ -124,6 +124,14 @@ def variants(tmp_path_factory):
     from booktools.freshness import computational_chapters
     from tests.variants import VARIANTS
 
+    # The variant threads unpickle chapters' saved results, which hold Bambi, PyMC and ArviZ
+    # objects and so import those packages. Imported here first, in the main thread, so that
+    # a thread and a test never import one of them at once: Python can deadlock on their
+    # circular imports, or hand one thread a half-initialised module.
+    import arviz  # noqa: F401
+    import bambi  # noqa: F401
+    import pymc  # noqa: F401
+
     runner = _Variants(tmp_path_factory)
     # HBM_VARIANT_CHAPTERS="chapters/music.qmd,..." starts only those up front (others still run
     # when a test asks for them): for work on a few chapters.
