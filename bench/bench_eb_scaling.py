@@ -1,16 +1,16 @@
 """Empirical Bayes at 1 and 10 million users on Dask: time of each step, peak memory, users per second.
 
-For each size, a play-event log is simulated once (``hbm.book.scale.write_play_log``: about 21
+For each size, a play-event log is simulated once (``hbm.scale.write_play_log``: about 21
 plays a user, partitioned by time into one zstd Parquet file per 250,000 users simulated, each
 file holding plays of nearly every user) and cached under ``bench/results/scratch/``, keyed
 by its parameters; generating it is not part of the job's time. The EB job then runs on a
-local Dask cluster of one worker process with two threads (``hbm.book.scale.run_eb``): count the
+local Dask cluster of one worker process with two threads (``hbm.scale.run_eb``): count the
 events per user and genre (a reduction across files), the regional sufficient statistics,
 the regional Dirichlet priors, and every user's posterior (means of all five genres and a
 95% equal-tailed interval of the Pop share, float64) written to Parquet.
 
 Memory is the exact peak resident memory (Linux ``VmHWM``, reset at the start of the job) of
-the client process and of the worker process (``hbm.book.scale.ClusterPeaks``), next to the size
+the client process and of the worker process (``hbm.scale.ClusterPeaks``), next to the size
 of the per-user counts the workers hold. The largest size is run a second time on two
 single-threaded worker processes, where the partial counts travel between processes over
 TCP as they would between machines.
@@ -48,12 +48,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import special
 
-from hbm.book import scale
+from hbm import scale
+from hbm.scale import MUSIC_LOG
 from hbm.book.common import SEED
 from hbm.book.data import GENRES
 
 TITLE = ("Empirical Bayes at scale on Dask: wall time of each step, peak memory of client and "
-         "workers and users per second of the EB job (hbm.book.scale), the same counting by DuckDB "
+         "workers and users per second of the EB job (hbm.scale), the same counting by DuckDB "
          "in one process, and the full Bayes model on 5,000 users")
 
 SIZES = tuple(int(s) for s in os.environ.get("HBM_EB_BENCH_USERS", "1000000,10000000").split(","))
@@ -91,7 +92,7 @@ def cached_log(n_users: int, client) -> scale.PlayLog:
         return scale.read_play_log(path)
     tmp = path.with_name(path.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    scale.write_play_log(tmp, n_users, seed=SEED, chunk_users=CHUNK_USERS, client=client)
+    scale.write_play_log(tmp, n_users, seed=SEED, chunk_users=CHUNK_USERS, client=client, **MUSIC_LOG)
     tmp.rename(path)
     return scale.read_play_log(path)
 
@@ -100,13 +101,13 @@ def closed_form_error(log: scale.PlayLog, run: scale.ScaleRun) -> float:
     """Largest absolute difference between written posteriors and the closed form, on 10,000 users.
 
     The users are drawn from the first simulation chunk; their counts come from the
-    simulation itself (``hbm.book.scale.simulate_chunk``), not from the job's counting, and the
+    simulation itself (``hbm.scale.simulate_chunk``), not from the job's counting, and the
     closed form is ``a / sum(a)`` and ``betaincinv(a_pop, sum(a) - a_pop, q)`` with
     ``a = alpha_r + x_i``.
     """
     weights = np.asarray(log.truth["region_weights"])
     first = min(CHUNK_USERS, log.n_users)
-    uid, reg, x = scale.simulate_chunk(0, first, scale._chunk_rng(log.truth["seed"], 0), log.true_alpha(),
+    uid, reg, x = scale.simulate_chunk(0, first, scale.log._chunk_rng(log.truth["seed"], 0), log.true_alpha(),
                                        weights, log.truth["n_min"], log.truth["n_max"])
     rows = np.sort(np.random.default_rng(SEED).choice(first, size=min(CHECK_USERS, first), replace=False))
     post = pq.read_table(run.posterior_path, filters=[("user_id", "<", first)]).to_pandas().set_index("user_id")
@@ -220,7 +221,7 @@ def eb_rows(n_users: int, client) -> tuple[list[dict], pd.DataFrame | None, tupl
     """Run the EB job on the cached log of ``n_users`` users, then DuckDB on its files."""
     log = cached_log(n_users, client)
     sample_users = FULL_BAYES_USERS if n_users == min(SIZES) else 0
-    row, sample = best_job_row("Empirical Bayes (hbm.book.scale, Dask: {workers} worker process, {threads} threads)",
+    row, sample = best_job_row("Empirical Bayes (hbm.scale, Dask: {workers} worker process, {threads} threads)",
                                log, client, SCRATCH / f"eb-out-n{n_users}", sample_users)
     duck = min((duckdb_counts(log, row) for _ in range(REPEATS)), key=lambda r: r["total s"])
     print(duck, flush=True)

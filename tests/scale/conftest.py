@@ -1,0 +1,24 @@
+"""Shared fixtures of the hbm.scale tests: a local Dask cluster, one small log and one EB run on it."""
+
+import pytest
+
+from hbm import scale
+from hbm.book.scale import MUSIC_LOG
+
+from tests.scale.helpers import CHUNK, N_USERS
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A local Dask cluster with two single-threaded worker processes (counts cross processes)."""
+    with scale.local_client(n_workers=2, threads_per_worker=1) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory, client):
+    """A 24,000-user log in three time partitions, written by the cluster, and the EB job run on it (blocks of 5,000 users)."""
+    root = tmp_path_factory.mktemp("scale")
+    log = scale.write_play_log(root / "log", N_USERS, seed=11, chunk_users=CHUNK, client=client, **MUSIC_LOG)
+    run = scale.run_eb(log, root, client=client, block_users=5_000, sample_users=100)
+    return log, run, scale.simulate_counts(log)
