@@ -21,7 +21,7 @@ from hbm.scale.count import CountBlock, user_count_blocks
 from hbm.scale.fit import EBPriors, FullBayesFit, fit_full_bayes, fit_priors
 from hbm.scale.histograms import Histograms, RegionStats, streaming_histograms, streaming_suffstats
 from hbm.scale.log import PlayLog
-from hbm.scale.mixture import PairPosteriors, pair_posteriors
+from hbm.scale.mixture import PairPosteriors, interval_draws_for, pair_posteriors
 from hbm.scale.posteriors import write_full_bayes_posteriors, write_posteriors
 
 __all__ = ["ScaleRun", "run_eb", "FullBayesRun", "run_full_bayes"]
@@ -238,7 +238,7 @@ def _pair_chunks(c, keys: np.ndarray, alpha: np.ndarray, parts: int, **kwargs) -
 
 
 def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob: float = 0.95,
-                   draws: int = 1000, tune: int = 1000, chains: int = 4, interval_draws: int = 100,
+                   draws: int = 1000, tune: int = 1000, chains: int = 4, interval_draws: int | None = None,
                    block_users: int = 1_000_000, n_groups: int | None = None) -> FullBayesRun:
     """The whole full Bayes job: count, histograms, nutpie fit, pair posteriors, user posteriors.
 
@@ -265,8 +265,9 @@ def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob
         Interval probability.
     draws, tune, chains : int
         Passed to nutpie.
-    interval_draws : int
-        Posterior draws (evenly thinned) that the intervals' mixtures are taken over.
+    interval_draws : int, optional
+        Posterior draws (evenly thinned) that the intervals' mixtures are taken over; default
+        :func:`hbm.scale.mixture.interval_draws_for` the number of distinct pairs.
     block_users, n_groups : int
         As in :func:`run_eb`.
 
@@ -296,6 +297,8 @@ def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob
             seconds["fit"] = time.perf_counter() - t
             seconds["compile"] = fit.seconds["compile"]
             t = time.perf_counter()
+            if interval_draws is None:
+                interval_draws = interval_draws_for(hist.pairs.size, fit.alpha.shape[0])
             pairs = _pair_chunks(c, hist.pairs, fit.alpha, 4 * n_threads, prob=prob, interval_draws=interval_draws)
             seconds["pairs"] = time.perf_counter() - t
             t = time.perf_counter()
