@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 K = len(GENRES)
 #: Users and users per simulation chunk of the shared log (tests/scale/conftest.py).
 N_USERS, CHUNK = 24_000, 8_000
+#: Seed of the shared log and of the full Bayes sampler.
+SEED = 11
 
 
 def frame_of(uid, reg, x):

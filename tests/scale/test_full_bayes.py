@@ -15,18 +15,7 @@ from hbm.book.data import GENRES
 from hbm.scale import histograms, mixture
 from hbm.scale import log as log_mod
 
-from tests.scale.helpers import K, N_USERS
-
-SEED = 11
-
-
-@pytest.fixture(scope="session")
-def full_bayes(pipeline, client, tmp_path_factory):
-    """The full Bayes job on the shared 24,000-user log, on the same cluster (blocks of 5,000 users)."""
-    log, eb_run, direct = pipeline
-    run = scale.run_full_bayes(log, tmp_path_factory.mktemp("fb"), client=client, random_seed=SEED,
-                               block_users=5_000)
-    return log, run, direct, eb_run
+from tests.scale.helpers import K, N_USERS, SEED
 
 
 def test_histograms_come_from_the_count_pass(full_bayes):
