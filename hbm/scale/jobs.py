@@ -238,7 +238,7 @@ def _pair_chunks(c, keys: np.ndarray, alpha: np.ndarray, parts: int, **kwargs) -
 
 
 def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob: float = 0.95,
-                   draws: int = 1000, tune: int = 1000, chains: int = 4, interval_draws: int | None = None,
+                   draws: int = 500, tune: int = 500, chains: int = 4, interval_draws: int | None = None,
                    block_users: int = 1_000_000, n_groups: int | None = None) -> FullBayesRun:
     """The whole full Bayes job: count, histograms, nutpie fit, pair posteriors, user posteriors.
 
@@ -264,7 +264,8 @@ def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob
     prob : float
         Interval probability.
     draws, tune, chains : int
-        Passed to nutpie.
+        Passed to nutpie: 2,000 draws in all by default (the histogram model is small and
+        mixes well; the benchmark records its effective sample sizes).
     interval_draws : int, optional
         Posterior draws (evenly thinned) that the intervals' mixtures are taken over; default
         :func:`hbm.scale.mixture.interval_draws_for` the number of distinct pairs.

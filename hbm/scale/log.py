@@ -112,7 +112,8 @@ def _spec(profiles: Mapping, kappa: Mapping, genres: Sequence[str], region_weigh
 
 
 def simulate_chunk(first_user: int, n_users: int, rng: np.random.Generator, alpha: np.ndarray,
-                   region_weights: np.ndarray, n_min: int, n_max: int, tail: float | None = None):
+                   region_weights: np.ndarray, n_min: int, n_max: int, tail: float | None = None,
+                   return_theta: bool = False):
     r"""Simulate one chunk of users: ids, regions and genre counts.
 
     For user ``i``: region ``r_i ~ Categorical(w)``; genre shares
@@ -136,12 +137,16 @@ def simulate_chunk(first_user: int, n_users: int, rng: np.random.Generator, alph
     tail : float, optional
         Pareto exponent of the totals (heavy-tailed; about ``n_min * tail / (tail - 1)``
         plays a user for ``tail > 1``); default log-uniform totals.
+    return_theta : bool
+        Also return the users' true genre shares (for coverage studies).
 
     Returns
     -------
     user_id : ndarray of int32, shape (n_users,)
     region : ndarray of int8, shape (n_users,)
     counts : ndarray of int64, shape (n_users, K)
+    theta : ndarray of float64, shape (n_users, K)
+        Only with ``return_theta``.
     """
     if not 1 <= n_min <= n_max:
         raise ValueError("need 1 <= n_min <= n_max")
@@ -162,7 +167,7 @@ def simulate_chunk(first_user: int, n_users: int, rng: np.random.Generator, alph
         u = 1.0 - rng.uniform(size=n_users)  # in (0, 1]
         totals = np.minimum(np.floor(n_min * u ** (-1.0 / tail)), n_max).astype(np.int64)
     counts = rng.multinomial(totals, theta)
-    return user_id, region, counts
+    return (user_id, region, counts, theta) if return_theta else (user_id, region, counts)
 
 
 def events_table(user_id, region, counts, rng: np.random.Generator | None = None) -> pa.Table:

@@ -82,10 +82,10 @@ def test_pair_posteriors_equal_brute_force(rng):
 
 
 def test_pair_posteriors_thin_the_draws_for_many_pairs():
-    """interval_draws_for keeps every draw for few pairs, at least 32 for many, and thin_draws spans the chains."""
+    """interval_draws_for keeps every draw for few pairs, at least 16 for many, and thin_draws spans the chains."""
     assert mixture.interval_draws_for(100, 4000) == 4000
-    assert mixture.interval_draws_for(10**7, 4000) == 32
-    assert mixture.interval_draws_for(40_000, 4000) == 50
+    assert mixture.interval_draws_for(10**7, 4000) == 16
+    assert mixture.interval_draws_for(40_000, 4000) == 25
     thin = mixture.thin_draws(np.arange(4000.0)[:, None, None], 32)
     assert thin[0, 0, 0] == 0 and thin[-1, 0, 0] == 3999 and thin.shape == (32, 1, 1)
 
