@@ -47,6 +47,7 @@ METHOD_COLORS = {
     "Complete pooling": "#56B4E9",
     "Partial pooling": "#0072B2",
     "Empirical Bayes": "#009E73",
+    "Full Bayes": "#CC79A7",
     "Truth": "#000000",
 }
 

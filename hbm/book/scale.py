@@ -47,7 +47,12 @@ def bench_summary(path=None) -> dict:
         worker processes (``two_process_total_s``, ``two_process_count_s``; None where
         absent); the smallest log (``small_users``,
         ``small_total_s``, ``small_users_per_s``); the full Bayes row (``full_bayes_users``,
-        ``full_bayes_s``, ``full_bayes_users_per_s``; None where absent); and ``measured``
+        ``full_bayes_s``, ``full_bayes_users_per_s``; None where absent); the full Bayes job on
+        histograms at the largest and smallest size (``full_bayes_job``,
+        ``full_bayes_small_job``: ``total_s``, ``ratio_to_eb``, ``steps_s``, memory, cells,
+        distinct pairs, diagnostics, errors), on the heavy-tailed log (``full_bayes_heavy``),
+        its agreement with the per-user fit (``full_bayes_agreement``) and the model's
+        one-time compilation (``full_bayes_compile_s``), each None where absent; and ``measured``
         (UTC date and time) and ``machine``.
 
     Raises
@@ -58,9 +63,10 @@ def bench_summary(path=None) -> dict:
     if path is None:
         path = Path(__file__).resolve().parents[2] / "bench" / "results" / "eb_scaling.csv"
     table = pd.read_csv(path)
-    eb_rows = table[table["method"].str.startswith("Empirical Bayes")].set_index("users").sort_index()
+    heavy = table["method"].str.contains("heavy-tailed", regex=False)
+    eb_rows = table[table["method"].str.startswith("Empirical Bayes") & ~heavy].set_index("users").sort_index()
     duck = table[table["method"].str.startswith("Counting only")].set_index("users")
-    fb = table[table["method"].str.startswith("Full Bayes")]
+    fb = table[table["method"].str.startswith("Full Bayes (")]
     two = table[table["method"].str.startswith("Same EB job on 2 worker processes")].set_index("users")
     big, small = int(eb_rows.index.max()), int(eb_rows.index.min())
     row = eb_rows.loc[big]
@@ -96,4 +102,56 @@ def bench_summary(path=None) -> dict:
         "full_bayes_users": None if fb_row is None else int(fb_row["users"]),
         "full_bayes_s": None if fb_row is None else float(fb_row["total s"]),
         "full_bayes_users_per_s": None if fb_row is None else float(fb_row["users per s"]),
+        **_full_bayes_figures(table, heavy, big, small),
+    }
+
+
+def _full_bayes_figures(table: pd.DataFrame, heavy: pd.Series, big: int, small: int) -> dict:
+    """The full Bayes job's figures (None where the record has none)."""
+    jobs = table["method"].str.startswith("Full Bayes on histograms (hbm.scale, Dask")
+    fb = table[jobs & ~heavy].set_index("users")
+    eb = table[table["method"].str.startswith("Empirical Bayes") & heavy]
+    fb_heavy = table[jobs & heavy]
+    agree = table[table["method"].str.startswith("Full Bayes on histograms") & table["method"].str.endswith("same users")]
+
+    def job(users):
+        if users not in fb.index:
+            return None
+        row = fb.loc[users]
+        return {
+            "total_s": float(row["total s"]), "ratio_to_eb": float(row["full Bayes / EB time"]),
+            "users_per_s": int(row["users per s"]),
+            "steps_s": {step: float(row[f"{step} s"]) for step in ("aggregate", "histograms", "fit", "pairs", "posteriors")},
+            "client_peak_mib": int(row["client peak RSS MiB"]), "workers_peak_mib": int(row["workers' peak RSS MiB"]),
+            "histogram_cells": int(row["histogram cells"]), "distinct_pairs": int(row["distinct pairs"]),
+            "interval_draws": int(row["interval draws"]), "diagnostics": str(row["diagnostics"]),
+            "min_ess_bulk": int(row["min ESS bulk"]), "max_error_vs_brute_force": float(row["max error vs brute force"]),
+            "max_interval_change_all_draws": float(row["max interval change with all draws"]),
+            "load_avg": float(row["load avg at start"]),
+        }
+
+    heavy_figures = None
+    if len(fb_heavy) and len(eb):
+        h, e = fb_heavy.iloc[0], eb.iloc[0]
+        heavy_figures = {
+            "users": int(h["users"]), "events": int(h["events"]), "max_plays": int(h["max plays per user"]),
+            "users_10k": int(h["users with 10,000+ plays"]), "eb_total_s": float(e["total s"]),
+            "total_s": float(h["total s"]), "ratio_to_eb": float(h["full Bayes / EB time"]),
+            "fit_s": float(h["fit s"]), "pairs_s": float(h["pairs s"]),
+            "histogram_cells": int(h["histogram cells"]), "distinct_pairs": int(h["distinct pairs"]),
+            "diagnostics": str(h["diagnostics"]), "max_error_vs_brute_force": float(h["max error vs brute force"]),
+        }
+    agreement = None
+    if len(agree):
+        a = agree.iloc[0]
+        agreement = {"users": int(a["users"]), "total_s": float(a["total s"]), "max_gap_mcse": float(a["max gap in MCSE"]),
+                     "max_user_mean_gap": float(a["max user mean gap"]),
+                     "max_user_interval_gap": float(a["max user interval gap"]), "diagnostics": str(a["diagnostics"])}
+    compile_col = "model compile s (once, in the warm-up)"
+    return {
+        "full_bayes_job": job(big),
+        "full_bayes_small_job": job(small),
+        "full_bayes_heavy": heavy_figures,
+        "full_bayes_agreement": agreement,
+        "full_bayes_compile_s": float(table[compile_col].iloc[0]) if compile_col in table else None,
     }

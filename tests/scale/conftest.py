@@ -5,7 +5,7 @@ import pytest
 from hbm import scale
 from hbm.book.scale import MUSIC_LOG
 
-from tests.scale.helpers import CHUNK, N_USERS, SEED
+from .helpers import CHUNK, N_USERS, SEED
 
 
 @pytest.fixture(scope="session")

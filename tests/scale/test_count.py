@@ -14,7 +14,7 @@ from hbm import scale
 from hbm.book.data import GENRES, DataError
 from hbm.scale import count as count_mod
 
-from tests.scale.helpers import K
+from .helpers import K
 
 
 def _naive_counts(events: pd.DataFrame) -> pd.DataFrame:

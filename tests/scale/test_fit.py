@@ -14,7 +14,7 @@ from hbm.book import simulate
 from hbm.book.data import GENRES, counts_matrix
 from hbm.scale import histograms, log as log_mod
 
-from tests.scale.helpers import ROOT, frame_of
+from .helpers import ROOT, frame_of
 
 
 _FIT_PEAKS = """

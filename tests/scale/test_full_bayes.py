@@ -15,7 +15,7 @@ from hbm.book.data import GENRES
 from hbm.scale import histograms, mixture
 from hbm.scale import log as log_mod
 
-from tests.scale.helpers import K, N_USERS, SEED
+from .helpers import K, N_USERS, SEED
 
 
 def test_histograms_come_from_the_count_pass(full_bayes):

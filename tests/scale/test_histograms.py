@@ -15,7 +15,7 @@ from hbm.book import simulate
 from hbm.book.data import GENRES
 from hbm.scale import histograms, log as log_mod
 
-from tests.scale.helpers import K, frame_of
+from .helpers import K, frame_of
 
 
 def test_region_stats_add_over_chunks():

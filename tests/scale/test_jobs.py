@@ -10,7 +10,7 @@ import numpy as np
 from hbm import eb
 from hbm.book.data import GENRES
 
-from tests.scale.helpers import K, N_USERS
+from .helpers import K, N_USERS
 
 
 def test_streamed_stats_and_fit_equal_direct(pipeline):

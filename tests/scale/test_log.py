@@ -15,7 +15,7 @@ from hbm.book.data import GENRES, DataError
 from hbm.book.scale import MUSIC_LOG
 from hbm.scale import log as log_mod
 
-from tests.scale.helpers import CHUNK, K, N_USERS
+from .helpers import CHUNK, K, N_USERS
 
 
 def test_events_table_hand_case():

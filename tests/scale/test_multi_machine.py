@@ -21,7 +21,7 @@ import pytest
 
 from hbm import scale
 
-from tests.scale.helpers import ROOT, SEED
+from .helpers import ROOT, SEED
 
 DASK = Path(sys.executable).parent / "dask"
 TIMEOUT = 60

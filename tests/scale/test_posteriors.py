@@ -12,7 +12,7 @@ from hbm import eb
 from hbm import scale
 from hbm.book.data import GENRES
 
-from tests.scale.helpers import K, N_USERS, frame_of
+from .helpers import K, N_USERS, frame_of
 
 
 def test_posterior_partition_equals_dirichlet_posterior(rng):
