@@ -191,22 +191,31 @@ def duckdb_counts(log: scale.PlayLog, job: dict) -> dict:
 
 def job_row(method: str, log: scale.PlayLog, run: scale.ScaleRun) -> dict:
     """One table row for a run of the EB job."""
-    true_kappa = log.true_alpha().sum(axis=1)
-    kappa_error = np.max(np.abs(run.priors.alpha.sum(axis=1) / true_kappa - 1))
+    kappa_error = np.max(np.abs(run.priors.alpha.sum(axis=1) / log.true_alpha().sum(axis=1) - 1))
+    return {
+        **job_columns(method, f"Dask {dask.__version__}", log, run, ("aggregate", "suffstats", "fit", "posteriors")),
+        "fit s": round(run.seconds["fit"], 3),
+        "suffstats KiB": round(run.stats.nbytes / 1024, 1),
+        "fit peak KiB": round(run.fit_peak_bytes / 1024, 1),
+        "max kappa error": round(float(kappa_error), 3),
+        "max error vs closed form": closed_form_error(log, run),
+        "plays per genre": plays_per_genre(run),
+    }
+
+
+def job_columns(method: str, engine: str, log: scale.PlayLog, run, steps) -> dict:
+    """The columns both jobs' rows share: the log, each step's and the whole time, memory."""
     post_bytes = sum(f.stat().st_size for f in run.posterior_path.glob("*.parquet"))
     return {
         "method": method,
-        "engine": f"Dask {dask.__version__}",
+        "engine": engine,
         "cluster": f"{run.n_workers} worker process(es), {run.n_threads} thread(s) in all",
         "users": log.n_users,
         "events": log.n_events,
         "files": log.n_files,
         "Parquet MiB": round(log.nbytes / MIB, 1),
         "generate s": round(log.seconds, 1),
-        "aggregate s": round(run.seconds["aggregate"], 2),
-        "suffstats s": round(run.seconds["suffstats"], 2),
-        "fit s": round(run.seconds["fit"], 3),
-        "posteriors s": round(run.seconds["posteriors"], 2),
+        **{f"{step} s": round(run.seconds[step], 2) for step in steps},
         "total s": round(run.seconds["total"], 2),
         "users per s": round(run.users_per_second),
         "client start RSS MiB": round(run.client_start_rss / MIB),
@@ -216,11 +225,6 @@ def job_row(method: str, log: scale.PlayLog, run: scale.ScaleRun) -> dict:
         "peak RSS MiB": round(run.peak_rss / MIB),
         "counts MiB": round(run.counts_bytes / MIB, 1),
         "posteriors MiB": round(post_bytes / MIB, 1),
-        "suffstats KiB": round(run.stats.nbytes / 1024, 1),
-        "fit peak KiB": round(run.fit_peak_bytes / 1024, 1),
-        "max kappa error": round(float(kappa_error), 3),
-        "max error vs closed form": closed_form_error(log, run),
-        "plays per genre": plays_per_genre(run),
     }
 
 
@@ -286,39 +290,16 @@ def best_fb_row(method: str, log: scale.PlayLog, client, out: Path, eb_row: dict
 
 def fb_job_row(method: str, log: scale.PlayLog, run: scale.FullBayesRun) -> dict:
     """One table row for a run of the full Bayes job (with its checks against brute force)."""
-    true_kappa = log.true_alpha().sum(axis=1)
     kappa = run.fit.alpha.sum(axis=2).mean(axis=0)
-    post_bytes = sum(f.stat().st_size for f in run.posterior_path.glob("*.parquet"))
     totals = sum(s.total_hist for s in run.histograms.stats.by_region if s is not None)
     check = run.fit.check
     return {
-        "method": method,
-        "engine": f"Dask {dask.__version__}, nutpie {nutpie.__version__}",
-        "cluster": f"{run.n_workers} worker process(es), {run.n_threads} thread(s) in all",
-        "users": log.n_users,
-        "events": log.n_events,
-        "files": log.n_files,
-        "Parquet MiB": round(log.nbytes / MIB, 1),
-        "generate s": round(log.seconds, 1),
-        "aggregate s": round(run.seconds["aggregate"], 2),
-        "histograms s": round(run.seconds["histograms"], 2),
-        "fit s": round(run.seconds["fit"], 2),
-        "compile s": round(run.seconds["compile"], 2),
-        "pairs s": round(run.seconds["pairs"], 2),
-        "posteriors s": round(run.seconds["posteriors"], 2),
-        "total s": round(run.seconds["total"], 2),
-        "users per s": round(run.users_per_second),
-        "client start RSS MiB": round(run.client_start_rss / MIB),
-        "client peak RSS MiB": round(run.peak_rss_client / MIB),
-        "workers' start RSS MiB": round(run.workers_start_rss / MIB),
-        "workers' peak RSS MiB": round(run.peak_rss_workers / MIB),
-        "peak RSS MiB": round(run.peak_rss / MIB),
-        "counts MiB": round(run.counts_bytes / MIB, 1),
-        "posteriors MiB": round(post_bytes / MIB, 1),
+        **job_columns(method, f"Dask {dask.__version__}, nutpie {nutpie.__version__}", log, run,
+                      ("aggregate", "histograms", "fit", "compile", "pairs", "posteriors")),
         "histogram cells": run.fit.n_bins,
         "distinct pairs": int(run.histograms.pairs.size),
         "interval draws": run.pairs.interval_draws,
-        "max kappa error": round(float(np.max(np.abs(kappa / true_kappa - 1))), 3),
+        "max kappa error": round(float(np.max(np.abs(kappa / log.true_alpha().sum(axis=1) - 1))), 3),
         "diagnostics": "pass" if check.ok else "FAIL: " + "; ".join(check.failures),
         "divergences": check.divergences,
         "max R-hat": round(check.max_rhat, 4),

@@ -10,6 +10,7 @@ recomputes the blocks of a worker that dies, and the results do not change.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,34 @@ from hbm.scale.mixture import PairPosteriors, interval_draws_for, pair_posterior
 from hbm.scale.posteriors import write_full_bayes_posteriors, write_posteriors
 
 __all__ = ["ScaleRun", "run_eb", "FullBayesRun", "run_full_bayes"]
+
+
+class _Steps:
+    """Wall time of named steps (``with steps("name"):``) and of the whole, from creation."""
+
+    def __init__(self):
+        self.seconds: dict = {}
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - t
+
+    def done(self) -> dict:
+        self.seconds["total"] = time.perf_counter() - self.start
+        return self.seconds
+
+
+def _count_pass(c, log: PlayLog, n_groups: int, block_users: int) -> list:
+    """The count pass on the cluster: futures of the per-user count blocks, once they are all in memory."""
+    from distributed import wait
+
+    blocks = c.compute(user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_groups,
+                                         block_users=block_users))
+    wait(blocks)
+    return blocks
 
 
 # =========================================================================== #
@@ -135,30 +164,21 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
     -------
     ScaleRun
     """
-    from distributed import wait
-
-    seconds = {}
     with cluster_client(client) as c:
         n_threads = total_threads(c)
         n_workers = len(c.nthreads())
         with ClusterPeaks(c) as peaks:
-            start = time.perf_counter()
-            lazy = user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_groups or n_threads,
-                                     block_users=block_users)
-            blocks = c.compute(lazy)
-            wait(blocks)
-            seconds["aggregate"] = time.perf_counter() - start
-            t = time.perf_counter()
-            stats = streaming_suffstats(blocks, log.regions, log.genres, client=c)
-            seconds["suffstats"] = time.perf_counter() - t
-            t = time.perf_counter()
-            priors = fit_priors(stats, log.genres)
-            seconds["fit"] = time.perf_counter() - t
-            t = time.perf_counter()
-            path = write_posteriors(blocks, priors, Path(out_dir) / "posteriors",
-                                    interval_genres=interval_genres, prob=prob, client=c)
-            seconds["posteriors"] = time.perf_counter() - t
-            seconds["total"] = time.perf_counter() - start
+            steps = _Steps()
+            with steps("aggregate"):
+                blocks = _count_pass(c, log, n_groups or n_threads, block_users)
+            with steps("suffstats"):
+                stats = streaming_suffstats(blocks, log.regions, log.genres, client=c)
+            with steps("fit"):
+                priors = fit_priors(stats, log.genres)
+            with steps("posteriors"):
+                path = write_posteriors(blocks, priors, Path(out_dir) / "posteriors",
+                                        interval_genres=interval_genres, prob=prob, client=c)
+            seconds = steps.done()
         # tracemalloc also sees the allocations of the client's other threads (Dask's
         # communication), so the fit's own peak is the least of three traced repeats
         fit_peak = min(traced_peak(fit_priors, stats, log.genres)[1] for _ in range(3))
@@ -276,36 +296,27 @@ def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob
     -------
     FullBayesRun
     """
-    from distributed import wait
-
-    seconds = {}
     with cluster_client(client) as c:
         n_threads = total_threads(c)
         n_workers = len(c.nthreads())
         with ClusterPeaks(c) as peaks:
-            start = time.perf_counter()
-            lazy = user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_groups or n_threads,
-                                     block_users=block_users)
-            blocks = c.compute(lazy)
-            wait(blocks)
-            seconds["aggregate"] = time.perf_counter() - start
-            t = time.perf_counter()
-            hist = streaming_histograms(blocks, log.regions, log.genres, client=c)
-            seconds["histograms"] = time.perf_counter() - t
-            t = time.perf_counter()
-            fit = fit_full_bayes(hist.stats, log.genres, random_seed=random_seed, draws=draws, tune=tune,
-                                 chains=chains)
-            seconds["fit"] = time.perf_counter() - t
+            steps = _Steps()
+            with steps("aggregate"):
+                blocks = _count_pass(c, log, n_groups or n_threads, block_users)
+            with steps("histograms"):
+                hist = streaming_histograms(blocks, log.regions, log.genres, client=c)
+            with steps("fit"):
+                fit = fit_full_bayes(hist.stats, log.genres, random_seed=random_seed, draws=draws, tune=tune,
+                                     chains=chains)
+            with steps("pairs"):
+                if interval_draws is None:
+                    interval_draws = interval_draws_for(hist.pairs.size, fit.alpha.shape[0])
+                pairs = _pair_chunks(c, hist.pairs, fit.alpha, 4 * n_threads, prob=prob,
+                                     interval_draws=interval_draws)
+            with steps("posteriors"):
+                path = write_full_bayes_posteriors(blocks, pairs, log.genres, Path(out_dir) / "posteriors", client=c)
+            seconds = steps.done()
             seconds["compile"] = fit.seconds["compile"]
-            t = time.perf_counter()
-            if interval_draws is None:
-                interval_draws = interval_draws_for(hist.pairs.size, fit.alpha.shape[0])
-            pairs = _pair_chunks(c, hist.pairs, fit.alpha, 4 * n_threads, prob=prob, interval_draws=interval_draws)
-            seconds["pairs"] = time.perf_counter() - t
-            t = time.perf_counter()
-            path = write_full_bayes_posteriors(blocks, pairs, log.genres, Path(out_dir) / "posteriors", client=c)
-            seconds["posteriors"] = time.perf_counter() - t
-            seconds["total"] = time.perf_counter() - start
         counts_bytes = sum(c.gather(c.map(_block_nbytes, blocks)))
         del blocks
     return FullBayesRun(hist.stats.n_users, log.n_events, hist, fit, pairs, path, seconds,
