@@ -24,11 +24,12 @@ once per distinct ``(r, j, n, x)`` (:func:`pair_posteriors`) and looked up for e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import special
 
-from hbm.scale.histograms import decode_pairs
+from hbm.scale.histograms import decode_pairs, encode_pairs
 
 __all__ = ["beta_mixture_quantiles", "PairPosteriors", "pair_posteriors", "thin_draws", "interval_draws_for",
            "INTERVAL_BUDGET", "MIN_INTERVAL_DRAWS"]
@@ -149,6 +150,56 @@ class PairPosteriors:
     @property
     def nbytes(self) -> int:
         return int(self.keys.nbytes + self.mean.nbytes + self.lower.nbytes + self.upper.nbytes)
+
+    @cached_property
+    def _dense(self):
+        """(width, mean, lower, upper) tables indexed by ``((r K + j) W + n) W + x``, or None for large totals."""
+        if self.keys.size == 0:
+            return None
+        r, j, n, x = decode_pairs(self.keys, self.n_genres)
+        width = int(n.max()) + 1
+        size = (int(r.max()) + 1) * self.n_genres * width * width
+        if size > 1 << 22:
+            return None
+        slot = ((r * self.n_genres + j) * width + n) * width + x
+        tables = []
+        for values in (self.mean, self.lower, self.upper):
+            dense = np.full(size, np.nan)
+            dense[slot] = values
+            tables.append(dense)
+        return (width, *tables)
+
+    def genre_columns(self, x, n, code, genre: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posterior mean, lower and upper end of genre ``genre`` for users with counts ``x`` of it.
+
+        Where the totals are bounded (the table spans at most four million cells) the values
+        are gathered from dense tables over ``(region, genre, n, x)``; otherwise each user's
+        key is looked up by binary search (:meth:`locate`).
+
+        Parameters
+        ----------
+        x, n, code : ndarray, shape (users,)
+            The users' counts of the genre, totals and region codes.
+        genre : int
+
+        Raises
+        ------
+        KeyError
+            A user's pair is not in the table.
+        """
+        dense = self._dense
+        n = np.asarray(n)
+        if dense is not None and (n.size == 0 or int(n.max()) < dense[0]):
+            width = dense[0]
+            idx = (np.asarray(code, dtype=np.int64) * self.n_genres + genre) * width * width + n * width + x
+            if idx.size and int(idx.max()) >= dense[1].size:
+                raise KeyError("a user's region is not in the table of distinct pairs")
+            out = tuple(table[idx] for table in dense[1:])
+            if np.isnan(out[0]).any():
+                raise KeyError("a user's (region, genre, n, x) is not in the table of distinct pairs")
+            return out
+        row = self.locate(encode_pairs(code, genre, n, x, self.n_genres))
+        return self.mean[row], self.lower[row], self.upper[row]
 
 
 def _means(alpha: np.ndarray, region, genre, n, x) -> np.ndarray:

@@ -23,7 +23,7 @@ from scipy import special
 from hbm.scale.cluster import cluster_client
 from hbm.scale.count import CountBlock
 from hbm.scale.fit import EBPriors
-from hbm.scale.histograms import _as_futures, encode_pairs
+from hbm.scale.histograms import _as_futures
 from hbm.scale.mixture import PairPosteriors
 
 __all__ = [
@@ -256,10 +256,9 @@ def full_bayes_arrays(counts: np.ndarray, code: np.ndarray, table: PairPosterior
     """
     x = np.asarray(counts, dtype=np.int64)
     n = x.sum(axis=1)
-    k = x.shape[1]
-    keys = encode_pairs(np.asarray(code)[:, None], np.arange(k)[None, :], n[:, None], x, k)
-    row = table.locate(keys.ravel()).reshape(keys.shape)
-    return {"n": n.astype(np.int32), "mean": table.mean[row], "lower": table.lower[row], "upper": table.upper[row]}
+    cols = [table.genre_columns(x[:, k], n, code, k) for k in range(x.shape[1])]
+    return {"n": n.astype(np.int32), **{name: np.column_stack([c[i] for c in cols]) if cols else np.empty((0, 0))
+                                        for i, name in enumerate(("mean", "lower", "upper"))}}
 
 
 def write_full_bayes_block(block: CountBlock, table: PairPosteriors, genres: Sequence[str], path: str) -> int:
@@ -275,11 +274,13 @@ def write_full_bayes_block(block: CountBlock, table: PairPosteriors, genres: Seq
 
 
 def _full_bayes_table(uid, code, x, table: PairPosteriors, genres) -> pa.Table:
-    post = full_bayes_arrays(x, code, table)
-    cols = [np.asarray(uid, dtype=np.int32), np.asarray(code, dtype=np.int8), post["n"]]
-    cols += [post["mean"][:, k] for k in range(len(genres))]
-    for k in range(len(genres)):
-        cols += [post["lower"][:, k], post["upper"][:, k]]
+    x = np.asarray(x)
+    n = x.sum(axis=1, dtype=np.int64)
+    per_genre = [table.genre_columns(np.ascontiguousarray(x[:, k]), n, code, k) for k in range(len(genres))]
+    cols = [np.asarray(uid, dtype=np.int32), np.asarray(code, dtype=np.int8), n.astype(np.int32)]
+    cols += [mean for mean, _, _ in per_genre]
+    for _, lower, upper in per_genre:
+        cols += [lower, upper]
     return pa.Table.from_arrays([pa.array(c) for c in cols], schema=_full_bayes_schema(genres))
 
 

@@ -33,7 +33,7 @@ def test_fit_passes_its_diagnostics(full_bayes):
     """The nutpie fit on the histograms has no divergences, R-hat below 1.01 and enough effective draws."""
     _, run, _, _ = full_bayes
     assert run.fit.check.ok, run.fit.check.failures
-    assert run.fit.alpha.shape == (4000, len(simulate.REGIONS), K)
+    assert run.fit.alpha.shape == (2000, len(simulate.REGIONS), K)  # 4 chains x 500 draws
 
 
 def test_fit_recovers_the_simulation(full_bayes):

@@ -96,3 +96,23 @@ def test_locate_rejects_unknown_pair():
                                     np.ones((10, 1, 2)))
     with pytest.raises(KeyError):
         table.locate(histograms.encode_pairs([0], [0], [5], [1], 2))
+
+
+def test_genre_columns_dense_and_binary_search_agree(rng):
+    """Looking users up in the dense tables (bounded totals) and by binary search (a heavy user) gives the same values."""
+    x = rng.integers(0, 20, size=(300, 3))
+    code = rng.integers(0, 2, size=300)
+    alpha = np.array([[2.0, 1.0, 0.5], [6.0, 3.0, 1.0]])[None] * rng.gamma(30, 1 / 30, size=(50, 2, 1))
+    bounded = mixture.pair_posteriors(histograms.count_pairs(x, code), alpha)
+    heavy_x = np.vstack([x, [[5_000, 1, 2]]])
+    heavy_code = np.append(code, 1)
+    heavy = mixture.pair_posteriors(histograms.count_pairs(heavy_x, heavy_code), alpha)
+    assert bounded._dense is not None and heavy._dense is None
+    n = x.sum(axis=1)
+    for k in range(3):
+        for got, want in zip(bounded.genre_columns(x[:, k], n, code, k), heavy.genre_columns(x[:, k], n, code, k)):
+            np.testing.assert_array_equal(got, want)
+        row = bounded.locate(histograms.encode_pairs(code, k, n, x[:, k], 3))
+        np.testing.assert_array_equal(bounded.genre_columns(x[:, k], n, code, k)[0], bounded.mean[row])
+    with pytest.raises(KeyError):
+        bounded.genre_columns(np.array([0]), np.array([1]), np.array([5]), 0)  # no region 5
