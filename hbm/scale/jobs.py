@@ -46,14 +46,43 @@ class _Steps:
         return self.seconds
 
 
-def _count_pass(c, log: PlayLog, n_groups: int, block_users: int) -> list:
-    """The count pass on the cluster: futures of the per-user count blocks, once they are all in memory."""
-    from distributed import wait
+class _Job:
+    """A job on a cluster: its client, the counted blocks, the step timer and the memory peaks."""
 
-    blocks = c.compute(user_count_blocks(log.events_path, log.n_users, log.genres, n_groups=n_groups,
-                                         block_users=block_users))
-    wait(blocks)
-    return blocks
+    def __init__(self, c):
+        self.client = c
+        self.n_threads = total_threads(c)
+        self.n_workers = len(c.nthreads())
+        self.blocks = self.peaks = self.steps = None
+
+    @contextmanager
+    def measured(self, log: PlayLog, n_groups: int | None, block_users: int):
+        """Peak memory and step times around the block, which starts with the count pass (``aggregate``).
+
+        The log's files are counted by one task per group into dense per-user arrays, summed
+        block of users by block of users (:func:`hbm.scale.count.user_count_blocks`); the
+        blocks (futures, in ``self.blocks``) stay in the workers' memory.
+        """
+        from distributed import wait
+
+        with ClusterPeaks(self.client) as self.peaks:
+            self.steps = _Steps()
+            with self.steps("aggregate"):
+                self.blocks = self.client.compute(user_count_blocks(
+                    log.events_path, log.n_users, log.genres, n_groups=n_groups or self.n_threads,
+                    block_users=block_users))
+                wait(self.blocks)
+            yield self
+
+    def costs(self) -> dict:
+        """The memory and cluster figures both runs report; releases the blocks."""
+        counts_bytes = sum(self.client.gather(self.client.map(_block_nbytes, self.blocks)))
+        self.blocks = None
+        p = self.peaks
+        return {"peak_rss": p.client_peak + p.workers_total, "peak_rss_client": p.client_peak,
+                "peak_rss_workers": p.workers_total, "client_start_rss": p.client_start,
+                "workers_start_rss": p.workers_start_total, "counts_bytes": int(counts_bytes),
+                "n_workers": self.n_workers, "n_threads": self.n_threads}
 
 
 # =========================================================================== #
@@ -165,33 +194,25 @@ def run_eb(log: PlayLog, out_dir, *, client=None, interval_genres=("pop",), prob
     ScaleRun
     """
     with cluster_client(client) as c:
-        n_threads = total_threads(c)
-        n_workers = len(c.nthreads())
-        with ClusterPeaks(c) as peaks:
-            steps = _Steps()
-            with steps("aggregate"):
-                blocks = _count_pass(c, log, n_groups or n_threads, block_users)
-            with steps("suffstats"):
-                stats = streaming_suffstats(blocks, log.regions, log.genres, client=c)
-            with steps("fit"):
+        job = _Job(c)
+        with job.measured(log, n_groups, block_users):
+            with job.steps("suffstats"):
+                stats = streaming_suffstats(job.blocks, log.regions, log.genres, client=c)
+            with job.steps("fit"):
                 priors = fit_priors(stats, log.genres)
-            with steps("posteriors"):
-                path = write_posteriors(blocks, priors, Path(out_dir) / "posteriors",
+            with job.steps("posteriors"):
+                path = write_posteriors(job.blocks, priors, Path(out_dir) / "posteriors",
                                         interval_genres=interval_genres, prob=prob, client=c)
-            seconds = steps.done()
+            seconds = job.steps.done()
         # tracemalloc also sees the allocations of the client's other threads (Dask's
         # communication), so the fit's own peak is the least of three traced repeats
         fit_peak = min(traced_peak(fit_priors, stats, log.genres)[1] for _ in range(3))
-        counts_bytes = sum(c.gather(c.map(_block_nbytes, blocks)))
         sample = None
         if sample_users > 0:
-            sample = c.submit(_block_head, blocks[0], list(log.genres), sample_users).result()
-        del blocks
-    return ScaleRun(stats.n_users, log.n_events, stats, priors, path, seconds,
-                    peaks.client_peak + peaks.workers_total, peaks.workers_total, fit_peak, sample,
-                    peak_rss_client=peaks.client_peak, counts_bytes=int(counts_bytes),
-                    workers_start_rss=peaks.workers_start_total, client_start_rss=peaks.client_start,
-                    n_workers=n_workers, n_threads=n_threads)
+            sample = c.submit(_block_head, job.blocks[0], list(log.genres), sample_users).result()
+        costs = job.costs()
+    return ScaleRun(stats.n_users, log.n_events, stats, priors, path, seconds, fit_peak_bytes=fit_peak,
+                    sample=sample, **costs)
 
 
 # =========================================================================== #
@@ -297,30 +318,22 @@ def run_full_bayes(log: PlayLog, out_dir, *, random_seed: int, client=None, prob
     FullBayesRun
     """
     with cluster_client(client) as c:
-        n_threads = total_threads(c)
-        n_workers = len(c.nthreads())
-        with ClusterPeaks(c) as peaks:
-            steps = _Steps()
-            with steps("aggregate"):
-                blocks = _count_pass(c, log, n_groups or n_threads, block_users)
-            with steps("histograms"):
-                hist = streaming_histograms(blocks, log.regions, log.genres, client=c)
-            with steps("fit"):
+        job = _Job(c)
+        with job.measured(log, n_groups, block_users):
+            with job.steps("histograms"):
+                hist = streaming_histograms(job.blocks, log.regions, log.genres, client=c)
+            with job.steps("fit"):
                 fit = fit_full_bayes(hist.stats, log.genres, random_seed=random_seed, draws=draws, tune=tune,
                                      chains=chains)
-            with steps("pairs"):
+            with job.steps("pairs"):
                 if interval_draws is None:
                     interval_draws = interval_draws_for(hist.pairs.size, fit.alpha.shape[0])
-                pairs = _pair_chunks(c, hist.pairs, fit.alpha, 4 * n_threads, prob=prob,
+                pairs = _pair_chunks(c, hist.pairs, fit.alpha, 4 * job.n_threads, prob=prob,
                                      interval_draws=interval_draws)
-            with steps("posteriors"):
-                path = write_full_bayes_posteriors(blocks, pairs, log.genres, Path(out_dir) / "posteriors", client=c)
-            seconds = steps.done()
+            with job.steps("posteriors"):
+                path = write_full_bayes_posteriors(job.blocks, pairs, log.genres, Path(out_dir) / "posteriors",
+                                                   client=c)
+            seconds = job.steps.done()
             seconds["compile"] = fit.seconds["compile"]
-        counts_bytes = sum(c.gather(c.map(_block_nbytes, blocks)))
-        del blocks
-    return FullBayesRun(hist.stats.n_users, log.n_events, hist, fit, pairs, path, seconds,
-                        peak_rss=peaks.client_peak + peaks.workers_total, peak_rss_client=peaks.client_peak,
-                        peak_rss_workers=peaks.workers_total, client_start_rss=peaks.client_start,
-                        workers_start_rss=peaks.workers_start_total, counts_bytes=int(counts_bytes),
-                        n_workers=n_workers, n_threads=n_threads)
+        costs = job.costs()
+    return FullBayesRun(hist.stats.n_users, log.n_events, hist, fit, pairs, path, seconds, **costs)
