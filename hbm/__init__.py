@@ -12,6 +12,9 @@ hbm.diagnostics   sampler diagnostics (divergences, R-hat, ESS, tree depth, E-BF
 hbm.remedy        one policy that re-fits a fit failing its diagnostics, within a budget
 hbm.intervals     credible and confidence intervals, and their coverage
 
+hbm.scale (``pip install hbm[scale]``) runs empirical Bayes and full Bayes for millions of
+users on a Dask cluster: the count pass, the histograms, the fits and the posterior writers.
+
 The book's own helpers (data schemas and loaders, simulators, formatting, theme, each
 chapter's model) live in :mod:`hbm.book` and need ``pip install hbm[book]``.
 """

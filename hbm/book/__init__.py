@@ -10,5 +10,5 @@ hbm.book.data       schema-checked loaders for every CSV under ``data/`` (raise 
 hbm.book.simulate   data with known truth; ``python -m hbm.book.simulate`` writes ``data/``
 hbm.book.music      the regional music-preference models (chapters 3 and 5)
 hbm.book.creators   the creator A/B-test shrinkage study (chapter 6)
-hbm.book.scale      empirical Bayes for millions of users on a Dask cluster (chapter 4)
+hbm.book.scale      the music simulation's log settings for hbm.scale, the recorded benchmark (chapter 4)
 """

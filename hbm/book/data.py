@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hbm.errors import DataError
+
 __all__ = [
     "DataError",
     "DataWarning",
@@ -89,39 +91,6 @@ GENRE_LABELS: dict[str, str] = {
 _MAX_LISTED = 5  # offending lines named in a message
 _INT_RE = re.compile(r"-?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-class DataError(ValueError):
-    """A data file that is missing, unreadable or breaks its schema.
-
-    Parameters
-    ----------
-    source : str
-        The file, as the caller named it.
-    problem : str
-        What is wrong and what was expected.
-    column : str, optional
-        The offending column, when there is one.
-    lines : sequence of int, optional
-        1-based line numbers of the offending rows (header = line 1).
-
-    Attributes
-    ----------
-    source, column, lines
-        As given; ``str(err)`` is ``"<source>: <problem>"``.
-    """
-
-    def __init__(
-        self,
-        source: str,
-        problem: str,
-        column: str | None = None,
-        lines: Sequence[int] = (),
-    ):
-        self.source = source
-        self.column = column
-        self.lines = tuple(int(line) for line in lines)
-        super().__init__(f"{source}: {problem}")
 
 
 @dataclass(frozen=True)

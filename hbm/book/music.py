@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from hbm import intervals, posterior
+from hbm.scale import model
 from hbm.book.data import GENRE_LABELS, GENRES, counts_matrix
 
 __all__ = [
@@ -72,8 +73,9 @@ __all__ = [
     "recovery",
 ]
 
-#: Prior of log c (mean, sd): c between about 3 and 140 (95%), median 20.
-C_PRIOR: tuple[float, float] = (3.0, 1.0)
+#: Prior of log c (mean, sd): c between about 3 and 140 (95%), median 20. The one definition is
+#: :data:`hbm.scale.model.C_PRIOR` (the full Bayes job at scale fits the same model).
+C_PRIOR: tuple[float, float] = model.C_PRIOR
 #: Prior of log kappa_r (mean, sd): kappa_r between about 1 and 380 (95%), median 20. The one
 #: definition is :data:`hbm.intervals.KAPPA_PRIOR` (the intervals chapter's grid posterior uses it too).
 KAPPA_PRIOR: tuple[float, float] = intervals.KAPPA_PRIOR
@@ -188,7 +190,6 @@ def three_level_model(plays: pd.DataFrame, *, c_prior=C_PRIOR, kappa_prior=KAPPA
         ``kappa`` (region) and ``alpha`` (region, genre); observed ``plays`` (user, genre).
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
     x = counts_matrix(plays)
     codes, regions = region_codes(plays)
@@ -197,19 +198,12 @@ def three_level_model(plays: pd.DataFrame, *, c_prior=C_PRIOR, kappa_prior=KAPPA
         "region": regions,
         "user": plays["user_id"].astype(str).tolist(),
     }
-    with pm.Model(coords=coords) as model:
-        p_global = pm.Dirichlet("p_global", a=np.ones(len(GENRES)), dims="genre")
-        c = pm.LogNormal("c", mu=c_prior[0], sigma=c_prior[1])
-        p = pm.Dirichlet("p", a=c * p_global, dims=("region", "genre"))
-        log_kappa = pm.Normal(
-            "log_kappa", mu=kappa_prior[0], sigma=kappa_prior[1], dims="region"
-        )
-        kappa = pm.Deterministic("kappa", pt.exp(log_kappa), dims="region")
-        alpha = pm.Deterministic("alpha", kappa[:, None] * p, dims=("region", "genre"))
+    with pm.Model(coords=coords) as three_level:
+        _, alpha = model.regional_hyperpriors(len(GENRES), c_prior, kappa_prior)
         pm.DirichletMultinomial(
             "plays", n=x.sum(axis=1), a=alpha[codes], observed=x, dims=("user", "genre")
         )
-    return model
+    return three_level
 
 
 def fit_three_level(plays: pd.DataFrame, random_seed, *, draws: int = 1000,
