@@ -234,7 +234,8 @@ def test_transitive_imports_and_reads_are_recorded(tmp_path):
     assert manifest == freshness.read_manifest(root) == {
         "chapters/tiny.qmd": ChapterInputs(
             ("data/eight_schools.csv", "data/schools.csv", "data/schools.truth.json"),
-            ("hbm/__init__.py", "hbm/book/__init__.py", "hbm/book/data.py", "hbm/book/simulate.py"),
+            ("hbm/__init__.py", "hbm/book/__init__.py", "hbm/book/data.py", "hbm/book/simulate.py",
+             "hbm/errors.py"),
         )
     }
     _fake_render(root, ["chapters/tiny.qmd"])
