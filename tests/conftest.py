@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,15 +44,28 @@ def root():
 
 
 @pytest.fixture(scope="session")
-def book():
+def _book_render():
+    """The session's render of the whole book, started in the background; ``None`` without Quarto.
+
+    Started when the session starts (:func:`_start_background`), so the render (one kernel, one
+    core) runs while the tests that need no rendered book run on the other core.
+    """
+    if find_quarto(ROOT) is None:
+        yield None
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
+    yield pool.submit(render, ROOT)
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def book(_book_render):
     """The whole book rendered once per session with the real Quarto, or ``None`` without one.
 
     Quarto's pre-render step re-executes exactly the chapters whose inputs changed, so with
     nothing changed this executes nothing.
     """
-    if find_quarto(ROOT) is None:
-        return None
-    return render(ROOT)
+    return None if _book_render is None else _book_render.result()
 
 
 @pytest.fixture(scope="session")
@@ -90,13 +103,19 @@ VARIANT_WORKERS = int(os.environ.get("HBM_VARIANT_WORKERS", "2"))
 class _Variants:
     """Own-data variant runs, executed in the background and read from the store."""
 
-    def __init__(self, tmp_path_factory):
+    def __init__(self, tmp_path_factory, after=None):
         self.tmp = tmp_path_factory
+        # The runs start once the book's render is done: they then load the models the render
+        # compiled (same structure, other data) from the shared compile cache instead of
+        # compiling each one a second time, at once, beside the render.
+        self.after = after
         self.pool = ThreadPoolExecutor(max_workers=VARIANT_WORKERS, thread_name_prefix="variant")
         self.futures = {}
         self.lock = threading.Lock()
 
     def _run(self, chapter, name, edit, fast):
+        if self.after is not None:
+            wait([self.after])  # its failure is the render test's to report, not the variants'
         with self.lock:  # pytest's mktemp is not thread-safe
             project = self.tmp.mktemp(name)
         shutil.copytree(ROOT / "data", project / "data")
@@ -119,7 +138,7 @@ class _Variants:
 
 
 @pytest.fixture(scope="session")
-def variants(tmp_path_factory):
+def variants(tmp_path_factory, _book_render):
     """The session's own-data runs; every chapter x variant of tests/variants.py starts at once."""
     from booktools.freshness import computational_chapters
     from tests.variants import VARIANTS
@@ -132,7 +151,7 @@ def variants(tmp_path_factory):
     import bambi  # noqa: F401
     import pymc  # noqa: F401
 
-    runner = _Variants(tmp_path_factory)
+    runner = _Variants(tmp_path_factory, after=_book_render)
     # HBM_VARIANT_CHAPTERS="chapters/music.qmd,..." starts only those up front (others still run
     # when a test asks for them): for work on a few chapters.
     wanted = [c for c in os.environ.get("HBM_VARIANT_CHAPTERS", "").split(",") if c]
@@ -145,10 +164,25 @@ def variants(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _start_variants(request):
-    """Start the own-data runs at the beginning of a session that collected tests using them."""
+def _start_background(request):
+    """Start the render and the own-data runs at the beginning of a session that uses them."""
+    if any(_NEEDS_BOOK & set(item.fixturenames) for item in request.session.items):
+        request.getfixturevalue("_book_render")
     if any("variant" in item.fixturenames for item in request.session.items):
         request.getfixturevalue("variants")
+
+
+#: Fixtures that wait for the rendered book or the own-data runs.
+_NEEDS_BOOK = {"book", "chapter", "variant", "variants"}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests that wait for the render or the own-data runs go last (in their own order).
+
+    The others run first, on one core, while the render and the runs use the other: the suite
+    keeps both cores busy instead of idling one at the end.
+    """
+    items.sort(key=lambda item: bool(_NEEDS_BOOK & set(item.fixturenames)))
 
 
 @pytest.fixture(scope="session")
