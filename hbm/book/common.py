@@ -65,7 +65,9 @@ def _theme() -> alt.theme.ThemeConfig:
             "view": {"stroke": None},
             # A mark that encodes no concept is a neutral dark grey; concepts take hbm.colors'.
             "mark": {"color": "#4D4D4D"},
-            "axis": {"labelFontSize": 12, "titleFontSize": 13, "gridColor": "#e8e8e8", "domainColor": "#888"},
+            # Labels closer than 4 px are thinned out (log axes label 10, 20, 30 ... by default).
+            "axis": {"labelFontSize": 12, "titleFontSize": 13, "gridColor": "#e8e8e8", "domainColor": "#888",
+                     "labelSeparation": 4},
             "legend": {"labelFontSize": 12, "titleFontSize": 13, "orient": "bottom", "labelLimit": 0,
                        # Legend symbols at full strength, however pale the marks (bands, areas).
                        "symbolOpacity": 1},
