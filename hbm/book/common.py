@@ -176,9 +176,27 @@ def _cap_samplers() -> None:
     import nutpie
     import pymc
 
+    import hbm.remedy
+
     pymc.sample = _capped(pymc.sample)
     nutpie.sample = _capped(nutpie.sample)
     bambi.Model.fit = _capped(bambi.Model.fit)
+    hbm.remedy.fit_with_remedies = _without_refits(hbm.remedy.fit_with_remedies)
+
+
+def _without_refits(func):
+    """Fast mode: the remedy policy judges the one capped fit but re-fits nothing."""
+    if getattr(func, "_hbm_capped", False):
+        return func
+
+    def wrapper(*args, **kwargs):
+        kwargs["max_refits"] = 0
+        return func(*args, **kwargs)
+
+    wrapper._hbm_capped = True
+    wrapper.__wrapped__ = func
+    wrapper.__doc__ = func.__doc__
+    return wrapper
 
 
 #: A string that displays without quotes, for inline ```{python} expr``` results (IPython shows
@@ -429,3 +447,133 @@ def plural(n: int, noun: str, nouns: str | None = None) -> Inline:
     """``plural(1, "genre") -> 1 genre``, ``plural(5, "genre") -> 5 genres`` (thousands separated)."""
     word = noun if int(n) == 1 else (nouns or noun + "s")
     return Inline(f"{int(n):,} {word}")
+
+
+#: Where each chapter's fitted posteriors are written (one NetCDF file per model), relative to
+#: the working directory (the project root); the post-render step publishes them beside the page.
+POSTERIORS_DIR = ".cache/posteriors"
+_SAVED: dict[str, list[str]] = {}
+
+
+def posterior_path(chapter: str, name: str) -> Path:
+    """Where :func:`save_posterior` writes ``chapter``'s model ``name``."""
+    return Path(os.environ.get("HBM_POSTERIORS_DIR", POSTERIORS_DIR)) / chapter / f"{name}.nc"
+
+
+def save_posterior(chapter: str, name: str, fit) -> Path:
+    """Write one fitted model's posterior as an ArviZ NetCDF file for readers to download.
+
+    Called in a hidden cell after each fit (``save_posterior("intro", "schools", fit)``). The
+    file keeps the groups a reader explores without sampling: ``posterior``, ``sample_stats``,
+    ``observed_data`` and ``constant_data`` (the predictive and pointwise log-likelihood groups
+    are left out: they are large and recomputed cheaply), compressed. The first call of a
+    kernel for a chapter empties that chapter's folder, so it holds exactly this execution's
+    models, which :func:`chapter_footer` lists.
+
+    Parameters
+    ----------
+    chapter : str
+        The chapter's file stem.
+    name : str
+        The model's file name, without extension (kebab-case).
+    fit : xarray.DataTree
+        The fit, as Bambi, PyMC or nutpie return it.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    import xarray as xr
+
+    path = posterior_path(chapter, name)
+    if chapter not in _SAVED:
+        if path.parent.exists():
+            for old in path.parent.glob("*.nc"):
+                old.unlink()
+        _SAVED[chapter] = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = ("posterior", "sample_stats", "observed_data", "constant_data")
+    tree = xr.DataTree.from_dict(
+        {f"/{group}": fit[group].to_dataset() for group in keep if group in fit.children}
+    )
+    tree.attrs.update(fit.attrs)
+    encoding = {
+        f"/{group}": {
+            var: {"compression": "gzip", "compression_opts": 4}
+            for var, data in tree[group].to_dataset().data_vars.items()
+            if data.dtype.kind in "fiub"
+        }
+        for group in tree.children
+    }
+    tmp = path.with_suffix(".tmp")
+    tree.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
+    os.replace(tmp, path)
+    if name not in _SAVED[chapter]:
+        _SAVED[chapter].append(name)
+    return path
+
+
+#: The packages whose versions every chapter states (import name -> name on the page).
+VERSIONED = {
+    "bambi": "Bambi",
+    "pymc": "PyMC",
+    "pytensor": "PyTensor",
+    "nutpie": "nutpie",
+    "arviz": "ArviZ",
+    "numpy": "NumPy",
+    "pandas": "pandas",
+}
+
+
+def versions() -> dict[str, str]:
+    """The versions a chapter runs with: Python and :data:`VERSIONED`, read from the installed packages."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"Python": platform.python_version()}
+    for package, shown in VERSIONED.items():
+        try:
+            out[shown] = version(package)
+        except PackageNotFoundError:
+            out[shown] = "not installed"
+    return out
+
+
+def versions_markdown(found: dict[str, str] | None = None) -> str:
+    """:func:`versions` as a one-row Markdown table."""
+    found = found or versions()
+    head = "| " + " | ".join(found) + " |"
+    rule = "|" + "---|" * len(found)
+    row = "| " + " | ".join(found.values()) + " |"
+    return "\n".join([head, rule, row])
+
+
+def chapter_footer(chapter: str) -> Text:
+    """The end of every chapter: downloads (notebook, data, posteriors) and the versions it ran with.
+
+    Printed by the chapter's last, hidden cell (``#| output: asis``). The notebook
+    (``<chapter>.ipynb``) and the NetCDF files are published beside the page by the
+    post-render step; the data files are published under ``data/``.
+    """
+    from hbm.book.data import READ_LOG
+
+    data = sorted({Path(p).name for p in READ_LOG if str(p).endswith(".csv")})
+    links = ", ".join(f"[{name}](../data/{name})" for name in data)
+    lines = [
+        "",
+        f"## Run it yourself {{.unnumbered #sec-{chapter}-downloads}}",
+        "",
+        f"- [This chapter as a Jupyter notebook]({chapter}.ipynb): its code and text."
+        + (f" Run it in a folder that holds a `data/` folder with {links}." if data else ""),
+    ]
+    saved = _SAVED.get(chapter, [])
+    if saved:
+        files = ", ".join(f"[{chapter}-{name}.nc]({chapter}-{name}.nc)" for name in saved)
+        lines.append(
+            f"- The fitted posteriors, one ArviZ NetCDF file per model: {files}. "
+            "Open one with `xarray.open_datatree(path)` and summarise it with `arviz.summary`, "
+            "without sampling."
+        )
+    lines += ["", "This chapter ran with these versions:", "", versions_markdown(), ""]
+    return Text("\n".join(lines))

@@ -15,15 +15,19 @@ from hbm.book.common import Inline, count, fmt, pct
 
 
 def k_of_n(k: int, n: int, noun: str, nouns: str | None = None) -> Inline:
-    """``"all 8 schools"``, ``"the 1 school"``, ``"7 of the 8 schools"``, ``"none of the 8 schools"``."""
+    """``"all 8 schools"``, ``"both schools"``, ``"the only school"``, ``"7 of the 8 schools"``, ``"none of the 8 schools"``.
+
+    Never "2 of the 2" or "all 2 schools": a whole of two is "both", a whole of one "the only".
+    With ``n == 1`` and ``k == 0`` it reads ``"no school"``.
+    """
     k, n = int(k), int(n)
     many = nouns or noun + "s"
     if n == 1:
-        return Inline(f"the 1 {noun}" if k == 1 else f"not the 1 {noun}")
+        return Inline(f"the only {noun}" if k == 1 else f"no {noun}")
     if k == n:
-        return Inline(f"all {count(n)} {many}")
+        return Inline(f"both {many}" if n == 2 else f"all {count(n)} {many}")
     if k == 0:
-        return Inline(f"none of the {count(n)} {many}")
+        return Inline(f"neither {noun}" if n == 2 else f"none of the {count(n)} {many}")
     return Inline(f"{count(k)} of the {count(n)} {many}")
 
 

@@ -1,0 +1,21 @@
+"""hbm.book.prose.common: the shared phrases, on hand-made inputs, every branch."""
+
+import pytest
+
+from hbm.book.prose.common import digits_for, k_of_n
+
+
+@pytest.mark.parametrize("k, n, text", [
+    (8, 8, "all 8 schools"), (7, 8, "7 of the 8 schools"), (0, 8, "none of the 8 schools"),
+    (2, 2, "both schools"), (1, 2, "1 of the 2 schools"), (0, 2, "neither school"),
+    (1, 1, "the only school"), (0, 1, "no school"), (1200, 1200, "all 1,200 schools"),
+])
+def test_k_of_n(k, n, text):
+    """k of n reads 'all n', 'both', 'the only', 'k of the n', 'none of the n', never 'n of the n'."""
+    assert k_of_n(k, n, "school") == text
+
+
+@pytest.mark.parametrize("values, digits", [([28, -3], 0), ([0.12, 0.5], 2), ([540.0], 0), ([0, 0], 1), ([3.2], 1)])
+def test_digits_for_follows_the_scale(values, digits):
+    """Decimals show the largest value with two significant digits; all-zero input gets one."""
+    assert digits_for(values) == digits
