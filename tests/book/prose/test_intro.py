@@ -15,21 +15,6 @@ def _compare(partial=(55.0, 51.8, 48.5), n=(3, 50, 20)):
     return pd.DataFrame({"n": list(n), "mean": [60.0, 52.5, 48.0], "partial": list(partial)}, index=["A", "B", "C"])
 
 
-@pytest.mark.parametrize("k, n, text", [
-    (8, 8, "all 8 schools"), (7, 8, "7 of the 8 schools"), (0, 8, "none of the 8 schools"),
-    (1, 1, "the 1 school"), (0, 1, "not the 1 school"), (1200, 1200, "all 1,200 schools"),
-])
-def test_k_of_n(k, n, text):
-    """k of n reads 'all n', 'k of the n', 'none of the n', and is singular for one."""
-    assert intro.k_of_n(k, n, "school") == text
-
-
-@pytest.mark.parametrize("values, digits", [([28, -3], 0), ([0.12, 0.5], 2), ([540.0], 0), ([0, 0], 1), ([3.2], 1)])
-def test_digits_for_follows_the_scale(values, digits):
-    """Decimals show the largest value with two significant digits; all-zero input gets one."""
-    assert intro.digits_for(values) == digits
-
-
 def test_unreliable_only_when_failed():
     """A passed fit adds no warning; a failed one names its failures and says the result is unreliable."""
     assert intro.unreliable(OK) == ""
