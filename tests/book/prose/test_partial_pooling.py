@@ -39,7 +39,7 @@ def test_fits_verdict_all_pass_and_each_failure():
 def test_shrinkage_paragraph_all_between_small_moves_most():
     """'all 2 schools' lie between, and the small school goes further: the 'how much its own data say' verdict."""
     text = pp.shrinkage_paragraph(_estimates(), pd.Series([True, True], index=["A", "B"]), "A", "B", {"x": OK})
-    assert "estimates of all 2 schools lie between" in text
+    assert "estimates of both schools lie between" in text
     assert "A, with 3 students, goes 60% of the way" in text and "B, with 40 students, goes 10%" in text
     assert "unreliable" not in text
 
@@ -112,12 +112,12 @@ def test_exact_sentence_agrees_or_not_and_failed():
 def test_failure_note_all_illustrations_and_relied_on():
     """All passing; only the illustration fits failing; a fit the prose reads failing: three different notes."""
     table = pd.DataFrame({"checks": ["pass", "pass"]}, index=["Schools: a", "Eight schools: Centered, x"])
-    assert pp.failure_note(table) == "All 2 fits pass every check."
+    assert pp.failure_note(table) == "Both fits pass every check."
     table["checks"] = ["pass", "FAIL"]
     assert "there to show the funnel" in pp.failure_note(table)
     table["checks"] = ["FAIL", "FAIL"]
     note = pp.failure_note(table)
-    assert note.startswith("None of the 2 fits") and "Schools: a should not be trusted" in note
+    assert note.startswith("Neither fit") and "Schools: a should not be trusted" in note
 
 
 def _ppc(sd_b=4.0):
