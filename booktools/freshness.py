@@ -398,11 +398,30 @@ def fingerprint(root: Path, chapter: str, inputs: ChapterInputs, stack: Mapping[
         ``{"source": sha, "inputs": {path: sha or None}, "stack": {dist: version}}``.
     """
     root = Path(root)
+    files = list(inputs.files) + [f for f in included_files(root, chapter) if f not in inputs.files]
     return {
         "source": _sha256(root / chapter),
-        "inputs": {path: _sha256(root / path) for path in inputs.files},
+        "inputs": {path: _sha256(root / path) for path in files},
         "stack": dict(stack),
     }
+
+
+_INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
+
+
+def included_files(root: Path, chapter: str) -> list[str]:
+    """The files a chapter pulls in with Quarto's ``{{< include >}}`` (into its text or its code cells).
+
+    Quarto's freeze keys on the ``.qmd`` alone, so a change to an included file (a model's code
+    shown in full on the page and imported by the library) re-executes the chapter only
+    because it is part of the fingerprint.
+    """
+    try:
+        text = (Path(root) / chapter).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    base = Path(chapter).parent
+    return sorted({Path(os.path.normpath(base / m.group(1))).as_posix() for m in _INCLUDE_RE.finditer(text)})
 
 
 def changes(chapter: str, stored: Mapping | None, current: Mapping) -> list[str]:
@@ -870,6 +889,10 @@ def post_render(
         make_offline(root / output_dir)
         # The preface links the book's source (there is no public repository address).
         write_archive(root, root / output_dir)
+        # Each chapter's notebook, fitted posteriors and data files, beside its page.
+        from booktools.notebook import write_downloads
+
+        write_downloads(root, root / output_dir, out=out)
     if output_dir and Path(output_dir).as_posix() != PUBLISHED:
         publish(root, output_dir, out=out)
     return 0

@@ -22,6 +22,7 @@ so it runs when copied alone into a fresh kernel.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -509,6 +510,9 @@ def save_posterior(chapter: str, name: str, fit) -> Path:
     tmp = path.with_suffix(".tmp")
     tree.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)
     os.replace(tmp, path)
+    # The fit's posterior means, as the chapter computed them: the tests check the file against them.
+    means = posterior_means(fit["posterior"].to_dataset())
+    path.with_suffix(".means.json").write_text(json.dumps(means), encoding="utf-8")
     if name not in _SAVED[chapter]:
         _SAVED[chapter].append(name)
     return path
@@ -577,3 +581,12 @@ def chapter_footer(chapter: str) -> Text:
         )
     lines += ["", "This chapter ran with these versions:", "", versions_markdown(), ""]
     return Text("\n".join(lines))
+
+
+def posterior_means(posterior) -> dict[str, list]:
+    """Each variable's posterior mean over chains and draws, flattened: ``{name: [values]}``."""
+    return {
+        name: np.asarray(var.mean(("chain", "draw")).values, dtype=float).ravel().tolist()
+        for name, var in posterior.data_vars.items()
+        if var.dtype.kind in "fiu"
+    }

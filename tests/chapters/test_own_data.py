@@ -84,3 +84,13 @@ def test_music_never_reads_a_failed_fit(runs, name):
         assert (table[column] == f"{DASH} (diagnostics failed)").all() == (not fit_checks.ok), column
     shown = " ".join(r.text for r in executed.inline_results)
     assert ("not reliable here" in shown) == (not (checks.ok and by_region.ok))
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_prose_reads_as_written_by_hand_on_readers_data(runs, chapter, name):
+    """On every variant the chapter's prose has none of the glitches of booktools.glitches ('N of the N', 'all 2 fits', code names ...)."""
+    from booktools import glitches
+
+    found = glitches.find(glitches.markdown_text(runs(chapter, name).prose))
+    assert not found, f"{chapter} on {name!r}:\n" + "\n".join(map(str, found))
