@@ -40,14 +40,15 @@ def test_config_settings():
 
 @pytest.mark.parametrize("name", COMPUTED)
 def test_chapters_open_with_parameters_and_setup_and_close_with_results(name):
-    """Each chapter starts with its hidden `fast` parameters cell and the shared setup cell, and ends by saving its results."""
+    """Each chapter starts with its hidden `fast` parameters cell and the shared setup cell, and ends by saving its results and printing its footer (downloads, versions)."""
     _, cells, _ = read_chapter(ROOT / name)
     first, second, last = cells[0], cells[1], cells[-1]
     assert first.options.get("tags") == "[parameters]" and "fast = False" in first.source
     assert second.options.get("include") == "false"
     assert "from hbm.book.common import save_results, setup" in second.source and "setup(fast=fast)" in second.source
-    assert last.options.get("include") == "false"
+    assert last.options.get("echo") == "false" and last.options.get("output") == "asis"
     assert f'save_results("{Path(name).stem}", globals())' in last.source
+    assert f'print(chapter_footer("{Path(name).stem}"))' in last.source
 
 
 def test_listed_chapters_exist():
