@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 from scipy import interpolate, special, stats
 
-from hbm.metrics import coverage_mc_error
+from hbm.metrics import coverage_mc_error, inside
 
 
 __all__ = [
@@ -118,7 +118,7 @@ class Intervals:
     def covers(self, truth) -> np.ndarray:
         """Whether ``lower <= truth <= upper``, elementwise."""
         truth = np.asarray(truth, dtype=float)
-        return (self.lower <= truth) & (truth <= self.upper)
+        return inside(self.lower, self.upper, truth)
 
 
 # --------------------------------------------------------------------------- data

@@ -1,6 +1,6 @@
 """Accuracy metrics for unit-level estimates against known truth.
 
-Pure NumPy functions (:func:`mse`, :func:`coverage`, :func:`mean_width`,
+Pure NumPy functions (:func:`mse`, :func:`inside`, :func:`coverage`, :func:`mean_width`,
 :func:`shrinkage_factor`, :func:`mc_error`, :func:`coverage_mc_error`) plus
 two pandas helpers at the edge: :func:`size_bins` (an ordered Categorical of
 sample-size bins) and :func:`evaluate` (the tidy table the chapters tabulate
@@ -20,6 +20,7 @@ from hbm.pooling import _as_vector as _vec  # finite, non-empty 1-D float array
 __all__ = [
     "SIZE_BINS",
     "mse",
+    "inside",
     "coverage",
     "mean_width",
     "shrinkage_factor",
@@ -78,6 +79,44 @@ def mse(estimate, truth) -> float:
     return float(np.mean((est - tru) ** 2))
 
 
+def inside(lower, upper, values):
+    r"""Whether each value lies in its interval, bounds included: :math:`\mathbf 1\{l_i \le x_i \le u_i\}`.
+
+    The one interval-membership test of the library: :func:`coverage` is its mean, and
+    predictive checks (:func:`hbm.posterior.predictive_check`) and interval objects
+    (:meth:`hbm.intervals.Intervals.covers`) call it. Broadcasts like NumPy and keeps a pandas
+    index: with a ``Series`` or ``DataFrame`` column among the arguments it returns a boolean
+    ``Series``, aligned by label. A missing bound or value (NaN) is not inside.
+
+    Parameters
+    ----------
+    lower, upper : array-like or pandas.Series
+        Interval bounds.
+    values : array-like or pandas.Series
+        The values to test (a true parameter, an observed statistic).
+
+    Returns
+    -------
+    numpy.ndarray or pandas.Series of bool
+
+    Examples
+    --------
+    >>> inside([0, 0], [1, 1], [0.5, 2.0]).tolist()
+    [True, False]
+    """
+    series = [x for x in (lower, upper, values) if isinstance(x, pd.Series)]
+    if series:
+        index = series[0].index
+        lo, hi, x = (x.reindex(index) if isinstance(x, pd.Series) else x for x in (lower, upper, values))
+        if any(isinstance(x, pd.Series) and not x.index.equals(index) for x in (lower, upper, values)):
+            missing = {str(i) for x in series for i in x.index} ^ {str(i) for i in index}
+            if missing:
+                raise ValueError(f"inside(): labels that not every argument has: {sorted(missing)[:5]}")
+        return ((lo <= x) & (x <= hi)).astype(bool)
+    lo, hi, x = np.asarray(lower, float), np.asarray(upper, float), np.asarray(values, float)
+    return (lo <= x) & (x <= hi)
+
+
 def coverage(lower, upper, truth) -> float:
     r"""Fraction of units whose truth lies in its interval, bounds included.
 
@@ -103,7 +142,7 @@ def coverage(lower, upper, truth) -> float:
     lo, hi = _interval(lower, upper)
     tru = _vec(truth, "truth")
     _same_length(lower=lo, truth=tru)
-    return float(np.mean((lo <= tru) & (tru <= hi)))
+    return float(np.mean(inside(lo, hi, tru)))
 
 
 def mean_width(lower, upper) -> float:

@@ -22,6 +22,8 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from hbm.metrics import inside
+
 #: The sampling dimensions of a fit's posterior, stacked (in this order) into ``sample``.
 SAMPLE_DIMS = ("chain", "draw")
 
@@ -272,5 +274,5 @@ def predictive_check(observed: Mapping, replicated: Mapping, prob: float = 0.95)
     out = pd.DataFrame.from_dict(rows, orient="index", columns=["observed", "lower", "upper", "p"])
     if len(out) and all(isinstance(k, tuple) for k in rows):
         out.index = pd.MultiIndex.from_tuples(list(rows))
-    out["inside"] = (out["lower"] <= out["observed"]) & (out["observed"] <= out["upper"])
+    out["inside"] = inside(out["lower"], out["upper"], out["observed"])
     return out

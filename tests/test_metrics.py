@@ -178,3 +178,22 @@ def test_metrics_reject_bad_input(func, args, match):
     """Every metric raises ValueError for mismatched, non-finite or invalid input."""
     with pytest.raises(ValueError, match=match):
         func(*args)
+
+
+def test_inside_includes_bounds_and_excludes_nan():
+    """inside() is True on the bounds, False outside and for a missing value, elementwise."""
+    from hbm.metrics import inside
+
+    got = inside([0, 0, 0, 0], [1, 1, 1, 1], [0.0, 1.0, 1.5, np.nan])
+    assert got.tolist() == [True, True, False, False]
+
+
+def test_inside_keeps_labels_and_coverage_is_its_mean():
+    """With pandas input inside() aligns by label; coverage() is the mean of inside()."""
+    from hbm.metrics import coverage, inside
+
+    lower = pd.Series([0.0, 1.0], index=["a", "b"])
+    upper = pd.Series([2.0, 3.0], index=["a", "b"])
+    values = pd.Series([2.5, 1.5], index=["b", "a"])  # another order: paired by label
+    assert inside(lower, upper, values).to_dict() == {"a": True, "b": True}
+    assert coverage([0, 0], [1, 1], [0.5, 2]) == np.mean(inside([0, 0], [1, 1], [0.5, 2])) == 0.5
