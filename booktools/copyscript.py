@@ -118,6 +118,21 @@ def visible_cells(qmd: str | os.PathLike) -> list[str]:
     return out
 
 
+def code_lines(qmd: str | os.PathLike) -> dict[str, int]:
+    """Non-blank code lines a reader sees: ``open`` (models, fits, summaries) and ``folded`` (charts)."""
+    path = Path(qmd)
+    _, cells, _ = read_chapter(path)
+    counts = {"open": 0, "folded": 0}
+    for cell in cells:
+        if not is_visible(cell.options):
+            continue
+        lines = [line for line in cell.source.splitlines() if not line.startswith("#|")]
+        code = resolve_includes("\n".join(lines), path.parent)
+        n = sum(1 for line in code.splitlines() if line.strip())
+        counts["folded" if cell.options.get("code-fold", "").lower() == "true" else "open"] += n
+    return counts
+
+
 def script(qmd: str | os.PathLike, *, fast: bool = True, keys: list[str] | tuple[str, ...] = ()) -> str:
     """The runnable script: prelude, the visible cells in order, and the key-value epilogue."""
     parts = [PRELUDE.format(fast=bool(fast))]
@@ -215,7 +230,11 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     parser.add_argument("--key", action="append", default=[], help="an expression to report")
     parser.add_argument("--print", action="store_true", help="print the script and exit")
+    parser.add_argument("--lines", action="store_true", help="print the open and folded code lines and exit")
     args = parser.parse_args(argv)
+    if args.lines:
+        print(code_lines(args.chapter))
+        return 0
     if args.print:
         print(script(args.chapter, fast=not args.full, keys=args.key))
         return 0
