@@ -159,13 +159,60 @@ def page_text(html: str) -> str:
     return _URL_RE.sub(" ", text)
 
 
+_SPEC_RE = re.compile(r"\}\)\((\{.*?\}), \{\"renderer\"", re.DOTALL)
+_CHANNELS = {"x", "y", "x2", "y2", "color", "fill", "stroke", "shape", "size", "opacity", "strokeDash",
+             "theta", "radius", "row", "column", "facet", "text", "tooltip", "detail"}
+
+
+def chart_titles(html: str) -> list[str]:
+    """The titles a page's charts show: chart, axis, legend and panel-header titles of every Vega-Lite spec."""
+    import json
+
+    found: list[str] = []
+
+    def text(value):
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str))
+        elif isinstance(value, dict) and "text" in value:
+            text(value["text"])
+
+    def walk(node, in_channel=False):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "title" and (in_channel or isinstance(value, (str, dict, list))):
+                    text(value)
+                elif key in {"axis", "legend", "header"} and isinstance(value, dict):
+                    text(value.get("title"))
+                elif key == "encoding" and isinstance(value, dict):
+                    for channel, definition in value.items():
+                        if channel in _CHANNELS:
+                            walk(definition, in_channel=True)
+                elif key in {"layer", "hconcat", "vconcat", "concat", "spec"}:
+                    walk(value)
+                elif key == "facet" and isinstance(value, dict):
+                    walk(value, in_channel=True)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, in_channel)
+
+    for match in _SPEC_RE.finditer(html):
+        try:
+            spec = json.loads(match.group(1))
+        except ValueError:
+            continue
+        walk(spec)
+    return found
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     found = 0
     for name in argv:
         path = Path(name)
         raw = path.read_text(encoding="utf-8")
-        text = page_text(raw) if path.suffix == ".html" else markdown_text(raw)
+        text = page_text(raw) + "\n" + "\n".join(chart_titles(raw)) if path.suffix == ".html" else markdown_text(raw)
         for glitch in find(text):
             found += 1
             print(f"{path}: {glitch}")
