@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from booktools.execute import CHUNK_RE, parse_options
+from booktools.execute import CHUNK_RE, parse_options, resolve_includes
 
 XREF_KINDS = ("fig", "tbl", "sec", "eq", "lst", "thm", "lem", "cor", "prp", "cnj", "def", "exm", "exr")
 XREF_RE = re.compile(r"(?<![\w@])@((?:%s)-[A-Za-z0-9_-]*[A-Za-z0-9])" % "|".join(XREF_KINDS))
@@ -59,7 +59,8 @@ def _texts(root: Path, files: list[str] | None):
     for name in _files(root, files):
         path = Path(root) / name
         if path.exists():
-            yield name, path.read_text(encoding="utf-8")
+            # Code a chunk includes ({{< include >}}) is checked as the code Quarto runs.
+            yield name, resolve_includes(path.read_text(encoding="utf-8"), path.parent)
 
 
 def _prose_lines(text: str):

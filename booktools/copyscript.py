@@ -32,10 +32,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from booktools.execute import read_chapter
+from booktools.execute import INCLUDE_RE, read_chapter, resolve_includes
 
 ROOT = Path(__file__).resolve().parents[1]
-INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 HIDDEN = {"include": "false", "echo": "false"}
 
 #: Run before the reader's code (never shown to readers): fast mode, and ``hbm.book`` blocked.
@@ -80,24 +79,11 @@ with open("copy-keys.json", "w") as _fh:
 """
 
 
-def resolve_includes(source: str, base: Path) -> str:
-    """``source`` with every ``{{< include path >}}`` replaced by the file's text (``path`` relative to ``base``)."""
-
-    def replace(match):
-        return (base / match.group(1)).read_text(encoding="utf-8").rstrip("\n")
-
-    return INCLUDE_RE.sub(replace, source)
-
-
 def included_files(qmd: str | os.PathLike) -> list[Path]:
-    """The files a ``.qmd``'s code cells include with ``{{< include >}}``, resolved."""
+    """The files a ``.qmd`` includes with ``{{< include >}}``, resolved."""
     path = Path(qmd)
-    _, cells, _ = read_chapter(path)
-    found = []
-    for cell in cells:
-        for match in INCLUDE_RE.finditer(cell.source):
-            found.append((path.parent / match.group(1)).resolve())
-    return found
+    text = path.read_text(encoding="utf-8")
+    return [(path.parent / m.group(1)).resolve() for m in INCLUDE_RE.finditer(text)]
 
 
 def is_visible(options: dict[str, str]) -> bool:

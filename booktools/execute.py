@@ -74,6 +74,23 @@ def parse_options(source: str) -> dict[str, str]:
     return options
 
 
+INCLUDE_RE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
+
+
+def resolve_includes(source: str, base: Path) -> str:
+    """``source`` with every ``{{< include path >}}`` replaced by the file's text (``path`` relative to ``base``).
+
+    Quarto resolves these shortcodes before it runs a cell, so a chapter can show, in a visible
+    cell, a model that lives in a module of ``hbm`` (one copy, importable by tests and
+    benchmarks).
+    """
+
+    def replace(match):
+        return (Path(base) / match.group(1)).read_text(encoding="utf-8").rstrip("\n")
+
+    return INCLUDE_RE.sub(replace, source)
+
+
 def read_chapter(path: Path) -> tuple[nbformat.NotebookNode, list[Cell], list[InlineExpr]]:
     """Parse a ``.qmd`` into a notebook, its Python cells and its inline expressions."""
     text = Path(path).read_text(encoding="utf-8")
@@ -93,6 +110,8 @@ def read_chapter(path: Path) -> tuple[nbformat.NotebookNode, list[Cell], list[In
             f"{path}: found {len(chunk_starts)} Python chunks in the text but jupytext parsed "
             f"{len(code_cells)} Python cells; check the chunk fences"
         )
+    for _, cell in code_cells:
+        cell.source = resolve_includes(cell.source, Path(path).parent)
     cells = [
         Cell(index, cell.source, first_line, parse_options(cell.source))
         for (index, cell), first_line in zip(code_cells, chunk_starts)
