@@ -128,22 +128,6 @@ def test_adjacent_inline_expressions_are_reported(tmp_path):
     assert [p.split(": ")[0] for p in quarto.check_inline_adjacent(tmp_path)] == ["chapters/a.qmd:4"]
 
 
-def test_standalone_cells_define_what_they_use():
-    """Every '# Standalone model cell' imports and loads everything it uses."""
-    assert quarto.standalone_cells(ROOT), "the book should mark its model cells as standalone"
-    assert quarto.check_standalone_cells(ROOT) == []
-
-
-def test_intro_model_cell_runs_alone(tmp_path):
-    """The intro's standalone model cell runs in a fresh kernel with nothing but hbm installed."""
-    (chapter, line, source) = next(c for c in quarto.standalone_cells(ROOT) if c[0] == "chapters/intro.qmd")
-    shutil.copytree(ROOT / "data", tmp_path / "data")
-    qmd = tmp_path / "alone.qmd"
-    qmd.write_text(f"```{{python}}\n{source}\n```\n", encoding="utf-8")
-    executed = execute_chapter(qmd, root=tmp_path)
-    assert executed.error is None, f"{chapter}:{line}: {executed.error}"
-
-
 @pytest.mark.quarto
 def test_quarto_render(book):
     """The real `quarto render` of the whole book exits 0 with no error or warning, and publishes every page."""
