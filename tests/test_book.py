@@ -5,7 +5,6 @@ chapter tests read what it executed. Where no Quarto exists, the render test ski
 chapters are executed by :mod:`booktools.execute`, proven equal to Quarto by test_execute.py.
 """
 
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
