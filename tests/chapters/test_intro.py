@@ -109,7 +109,7 @@ def test_sentences_follow_the_readers_data(variant, name):
     assert ("fails its sampler diagnostics" in text) == (not checks.ok)
     assert " 1 schools" not in text and "of the 1 " not in text
     lo, hi = compare["n"].min(), compare["n"].max()
-    assert (f"from {lo} to {hi} students per school" in text) if lo < hi else (f"{lo} students in every school" in text)
+    assert (f"from {lo} to {hi} students per school" in text) if lo < hi else (f"Every school has {lo} student" in text)
     assert ("is simulated" in text) == (executed.results["truth"] is not None)
 
 
