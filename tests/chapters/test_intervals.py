@@ -75,6 +75,31 @@ def test_stated_priors_are_the_fitted_priors(ch):
     assert ch.inline['fmt(prior_a + prior_b, ".0f")'] == "20"
 
 
+def test_prior_sensitivity_table(ch):
+    """The sensitivity table's c = 20, SD 1.5 row is the chapter's regional interval; c moves the mean (by over 0.01), the log kappa prior by under 0.002.
+
+    The row is computed on its own grid (one prior), the chapter's interval on a grid shared with
+    the flat prior, so they agree to the grid's accuracy: 1% of a posterior SD, about 3e-4.
+    """
+    table = ch.value("sensitivity")
+    assert len(table) == 9
+    own = table[(table["c"] == 20.0) & (table["SD of the log κ prior"] == 1.5)].iloc[0]
+    assert own["lower"] == pytest.approx(ch.value("float(regional.lower)"), abs=3e-4)
+    assert own["upper"] == pytest.approx(ch.value("float(regional.upper)"), abs=3e-4)
+    assert ch.value("c_moves") > 0.01 and ch.value("sd_moves") < 0.002
+    means = table[table["SD of the log κ prior"] == 1.5].set_index("c")["posterior mean"]
+    assert means.is_monotonic_decreasing, "a stronger prior pulls towards the other regions' lower share"
+    assert str(ch.results["sensitivity_note"]).startswith("The prior's concentration $c$ moves the answer more")
+
+
+def test_prior_predictive_check(ch):
+    """The priors reproduce the observed mean and spread of users' shares: both within the central 95% of 4,000 prior simulations."""
+    check = ch.value("prior_check")
+    assert ch.value("len(p_sim)") == 4000
+    assert ((check["share of simulations below"] > 0.025) & (check["share of simulations below"] < 0.975)).all()
+    assert str(ch.results["prior_check_note"]).startswith("Both observed statistics lie well inside")
+
+
 def test_simulation_declared_with_generating_values_first(ch):
     """The file is said to be simulated, with its generating p and kappa, before any interval is compared with a truth."""
     prose = (ROOT / CHAPTER).read_text(encoding="utf-8")
@@ -221,7 +246,8 @@ def test_copied_code_reproduces_the_chapter(ch):
         "float(naive.lower)", "float(robust.lower)", "float(robust.upper)", "float(bootstrap.lower)",
         "float(flat.lower)", "float(regional.lower)", "float(regional.upper)",
         "float(coverage['coverage'].sum())", "float(curve_cov['coverage'].sum())",
-        "float(conditional['credible:regional'].sum())",
+        "float(conditional['credible:regional'].sum())", "float(sensitivity['width'].sum())",
+        "float(prior_check['share of simulations below'].sum())",
     ]
     run = copyscript.run(ROOT / CHAPTER, keys=keys)
     assert run.ok, run.tail()
