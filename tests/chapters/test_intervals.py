@@ -106,7 +106,7 @@ def test_simulation_declared_with_generating_values_first(ch):
     assert prose.index("{python} data_note") < prose.index("{python} truth_sentence")
     note = str(ch.results["data_note"])
     assert note.startswith("The file is simulated")
-    assert "$p$ = 0.37" in note and "$\\kappa$ = 12" in note
+    assert "$m$ = 0.37" in note and "$\\kappa$ = 12" in note
 
 
 def test_replication_counts_are_stated(ch):
@@ -213,7 +213,7 @@ def test_truth_sentence_on_project_data(ch):
     """With the project's truth file the chapter names the true p, 0.37, and which intervals contain it."""
     assert ch.value("has_truth")
     assert ch.value("(p_fixed, kappa_fixed, source)") == (0.37, 12.0, "truth")
-    assert str(ch.results["truth_sentence"]).startswith("The true $p$ of the simulation that generated this file is 0.37.")
+    assert str(ch.results["truth_sentence"]).startswith("The true $m$ of the simulation that generated this file is 0.37.")
 
 
 def test_every_interval_states_probability_and_kind(ch):
@@ -262,7 +262,7 @@ def test_sentences_follow_the_readers_data(variant, name):
     r = executed.results
     assert not r["has_truth"]
     assert str(r["truth_sentence"]).startswith("No simulation truth is available for this data file")
-    assert str(r["data_note"]).endswith("so nothing below is checked against a known $p$.")
+    assert str(r["data_note"]).endswith("so nothing below is checked against a known $m$.")
     assert "no simulation truth is available" in str(r["fixed_at"])
     assert r["region"] in set(r["music"]["region"].astype(str))
     assert ("narrower" in str(r["design_sentence"])) == (r["design_ratio"] >= 1)
