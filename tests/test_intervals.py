@@ -8,6 +8,7 @@ from scipy import stats
 from hbm import intervals as iv
 from hbm.book.data import GENRES
 from hbm.book.simulate import music as simulate_music
+from hbm.metrics import inside
 
 SEEDS = [0, 1, 2, 3, 4]
 Z975 = stats.norm.ppf(0.975)
@@ -96,7 +97,7 @@ def test_regional_prior_near_zero_still_runs_in_the_grid():
     """A rare genre (other regions' share 0.02) gives a bounded prior the grid posterior accepts."""
     prior = iv.regional_prior(0.02)
     assert min(prior) >= 1
-    post = iv.grid_posterior([0, 1, 0, 2], [10, 20, 5, 40], {"regional": prior})["regional"].intervals
+    post = iv.grid_posterior([0, 1, 0, 2], [10, 20, 5, 40], {"regional": prior}, iv.KAPPA_PRIOR)["regional"]
     assert 0 < float(post.lower) < float(post.upper) < 1
 
 
@@ -168,12 +169,12 @@ def test_batches_match_single_data_sets(rng):
         for r in range(4):
             one = func(y[r], n)
             assert (float(one.lower), float(one.upper)) == pytest.approx((batch.lower[r], batch.upper[r]))
-    batch = iv.grid_posterior(y, n, {"flat": iv.FLAT_PRIOR, "b": (3.0, 7.0)})
+    batch = iv.grid_posterior(y, n, {"flat": iv.FLAT_PRIOR, "b": (3.0, 7.0)}, iv.KAPPA_PRIOR)
     for r in range(4):
-        one = iv.grid_posterior(y[r], n, {"flat": iv.FLAT_PRIOR, "b": (3.0, 7.0)})
+        one = iv.grid_posterior(y[r], n, {"flat": iv.FLAT_PRIOR, "b": (3.0, 7.0)}, iv.KAPPA_PRIOR)
         for name in ("flat", "b"):
-            got = one[name].intervals
-            want = batch[name].intervals
+            got = one[name]
+            want = batch[name]
             assert float(got.lower) == pytest.approx(want.lower[r], abs=1e-12)
             assert float(got.upper) == pytest.approx(want.upper[r], abs=1e-12)
             assert float(got.estimate) == pytest.approx(want.estimate[r], abs=1e-12)
@@ -208,15 +209,13 @@ def test_bootstrap_reproducible_with_seed():
 
 
 def test_intervals_reject_bad_input():
-    """Totals below 1, y > n, negative y and prob outside (0, 1) raise ValueError."""
+    """Totals below 1, y > n and negative y raise ValueError."""
     with pytest.raises(ValueError):
         iv.naive_binomial_interval([1], [0])
     with pytest.raises(ValueError):
         iv.naive_binomial_interval([3], [2])
     with pytest.raises(ValueError):
         iv.cluster_t_interval([-1, 1], [2, 2])
-    with pytest.raises(ValueError):
-        iv.naive_binomial_interval([1], [2], prob=1.0)
 
 
 # --------------------------------------------------------------------------- grid posterior
@@ -226,7 +225,7 @@ def test_intervals_reject_bad_input():
 def test_grid_posterior_exact_when_every_user_has_one_play(ab):
     """With n_i = 1, P(y_i = 1) = p whatever kappa, so the posterior is Beta(a + sum y, b + m - sum y)."""
     y = np.array([1] * 7 + [0] * 13)
-    post = iv.grid_posterior(y, np.ones_like(y), {"p": ab})["p"].intervals
+    post = iv.grid_posterior(y, np.ones_like(y), {"p": ab}, iv.KAPPA_PRIOR)["p"]
     exact = stats.beta(ab[0] + y.sum(), ab[1] + len(y) - y.sum())
     sd = exact.std()
     assert float(post.estimate) == pytest.approx(exact.mean(), abs=0.002 * sd)
@@ -237,7 +236,7 @@ def test_grid_posterior_exact_when_every_user_has_one_play(ab):
 def test_grid_posterior_narrow_posterior_is_resolved():
     """3,000 one-play users (posterior sd about 0.008): the zoom stage still matches the exact Beta posterior."""
     y = np.r_[np.ones(900, int), np.zeros(2100, int)]
-    post = iv.grid_posterior(y, np.ones_like(y))["flat"].intervals
+    post = iv.grid_posterior(y, np.ones_like(y), {"flat": iv.FLAT_PRIOR}, iv.KAPPA_PRIOR)["flat"]
     exact = stats.beta(1 + 900, 1 + 2100)
     assert float(post.lower) == pytest.approx(exact.ppf(0.025), abs=0.01 * exact.std())
     assert float(post.upper) == pytest.approx(exact.ppf(0.975), abs=0.01 * exact.std())
@@ -246,7 +245,7 @@ def test_grid_posterior_narrow_posterior_is_resolved():
 def test_grid_posterior_binomial_limit():
     """With kappa pinned near 1e7 the beta-binomial is a binomial: posterior Beta(a + sum y, b + sum(n - y))."""
     y, n = np.array([3, 12, 40, 1]), np.array([10, 30, 100, 5])
-    post = iv.grid_posterior(y, n, {"p": (2.0, 3.0)}, kappa_prior=(np.log(1e7), 0.01))["p"].intervals
+    post = iv.grid_posterior(y, n, {"p": (2.0, 3.0)}, kappa_prior=(np.log(1e7), 0.01))["p"]
     exact = stats.beta(2 + y.sum(), 3 + (n - y).sum())
     for got, want in [(post.lower, exact.ppf(0.025)), (post.upper, exact.ppf(0.975)), (post.estimate, exact.mean())]:
         assert float(got) == pytest.approx(want, abs=0.01 * exact.std())
@@ -254,31 +253,20 @@ def test_grid_posterior_binomial_limit():
 
 @pytest.mark.parametrize("seed", SEEDS[:3])
 def test_grid_posterior_matches_brute_force(seed):
-    """Adaptive grid agrees with a 1500 x 200 brute-force grid of scipy's betabinom to 1% of a posterior sd."""
+    """The zooming grid agrees with a 1500 x 200 brute-force grid of scipy's betabinom to 1% of a posterior sd."""
     rng = np.random.default_rng(seed)
     n = rng.integers(2, 300, size=12)
     y = iv.simulate_successes(0.35, 8.0, n, rng=rng)[0]
     priors = {"flat": iv.FLAT_PRIOR, "regional": (4.3, 15.7)}
-    post = iv.grid_posterior(y, n, priors)
+    post = iv.grid_posterior(y, n, priors, iv.KAPPA_PRIOR)
     reference = brute_force_posterior(y, n, priors)
     for name in priors:
         mean, lower, upper = reference[name]
-        got = post[name].intervals
+        got = post[name]
         sd = (upper - lower) / 3.92
         assert float(got.estimate) == pytest.approx(mean, abs=0.01 * sd)
         assert float(got.lower) == pytest.approx(lower, abs=0.01 * sd)
         assert float(got.upper) == pytest.approx(upper, abs=0.01 * sd)
-
-
-def test_grid_posterior_density_is_normalised_and_vanishes_at_box_edges(rng):
-    """Each row's density integrates to 1 and its grid ends carry under 1e-3 of the peak density."""
-    n = rng.integers(3, 1000, size=30)
-    y = iv.simulate_successes(0.37, 12.0, n, rng=rng, n_reps=50)
-    post = iv.grid_posterior(y, n, {"flat": iv.FLAT_PRIOR, "regional": (4.3, 15.7)})
-    for g in post.values():
-        assert np.trapezoid(g.density, g.p, axis=1) == pytest.approx(np.ones(50))
-        peak = g.density.max(axis=1)
-        assert np.all(g.density[:, 0] < 1e-3 * peak) and np.all(g.density[:, -1] < 1e-3 * peak)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -287,18 +275,16 @@ def test_grid_posterior_recovers_truth(seed):
     rng = np.random.default_rng(seed)
     n = np.rint(np.exp(rng.uniform(np.log(3), np.log(1000), size=400))).astype(int)
     y = iv.simulate_successes(0.3, 15.0, n, rng=rng)[0]
-    post = iv.grid_posterior(y, n)["flat"].intervals
+    post = iv.grid_posterior(y, n, {"flat": iv.FLAT_PRIOR}, iv.KAPPA_PRIOR)["flat"]
     sd = float(post.width) / 3.92
     assert abs(float(post.estimate) - 0.3) < 3.5 * sd
     assert sd < 0.01
 
 
 def test_grid_posterior_rejects_improper_or_unbounded_priors():
-    """Beta priors with a or b below 1 (unbounded density) and a non-positive kappa sigma raise."""
+    """Beta priors with a or b below 1 (an unbounded density) raise."""
     with pytest.raises(ValueError, match="a, b >= 1"):
-        iv.grid_posterior([1, 2], [3, 4], {"x": (0.5, 1.0)})
-    with pytest.raises(ValueError, match="sigma"):
-        iv.grid_posterior([1, 2], [3, 4], kappa_prior=(0.0, 0.0))
+        iv.grid_posterior([1, 2], [3, 4], {"x": (0.5, 1.0)}, iv.KAPPA_PRIOR)
 
 
 # --------------------------------------------------------------------------- simulation
@@ -349,15 +335,15 @@ def test_draw_parameters_moments(rng):
 
 
 def test_coverage_study_frame_is_consistent():
-    """One row per replication and interval; covered agrees with lower <= p <= upper; seeded runs repeat."""
+    """One row per replication and interval; covered agrees with hbm.metrics.inside; seeded runs repeat."""
     n = np.array([3, 20, 50, 8, 100])
-    kw = dict(priors={"flat": iv.FLAT_PRIOR}, n_reps=20, n_boot=200)
+    kw = dict(priors={"flat": iv.FLAT_PRIOR}, kappa_prior=iv.KAPPA_PRIOR, n_reps=20, n_boot=200)
     a = iv.coverage_study(0.3, 10.0, n, rng=np.random.default_rng(5), **kw)
     b = iv.coverage_study(0.3, 10.0, n, rng=np.random.default_rng(5), **kw)
     pd.testing.assert_frame_equal(a, b)
     assert set(a["method"]) == {"naive", "bootstrap", "cluster_t", "credible:flat"}
     assert len(a) == 4 * 20
-    assert (a["covered"] == ((a["lower"] <= a["p"]) & (a["p"] <= a["upper"]))).all()
+    assert (a["covered"] == inside(a["lower"], a["upper"], a["p"])).all()
     assert np.allclose(a["width"], a["upper"] - a["lower"])
 
 
@@ -367,8 +353,8 @@ def test_credible_interval_calibrated_under_its_prior(seed):
     rng = np.random.default_rng(seed)
     n = np.rint(np.exp(rng.uniform(np.log(3), np.log(300), size=10))).astype(int)
     prior = (3.0, 9.0)
-    p, kappa = iv.draw_parameters(prior, n_reps=600, rng=rng)
-    res = iv.coverage_study(p, kappa, n, rng=rng, priors={"prior": prior}, n_boot=200)
+    p, kappa = iv.draw_parameters(prior, iv.KAPPA_PRIOR, n_reps=600, rng=rng)
+    res = iv.coverage_study(p, kappa, n, rng=rng, priors={"prior": prior}, kappa_prior=iv.KAPPA_PRIOR, n_boot=200)
     cov = res.loc[res["method"] == "credible:prior", "covered"].mean()
     assert abs(cov - 0.95) < 3 * np.sqrt(0.95 * 0.05 / 600)
 
@@ -377,8 +363,11 @@ def test_naive_interval_valid_without_clustering_and_not_with_it():
     """kappa = 1e6 (plays independent): the Wald interval covers within 3 MC se of 95%; kappa = 5: far below (500 replications)."""
     n = np.array([50, 80, 120, 40, 200, 60])
     prior = {"flat": iv.FLAT_PRIOR}
-    independent = iv.coverage_study(0.3, 1e6, n, rng=np.random.default_rng(1), priors=prior, n_reps=500, n_boot=200)
-    clustered = iv.coverage_study(0.3, 5.0, n, rng=np.random.default_rng(2), priors=prior, n_reps=500, n_boot=200)
+    k = iv.KAPPA_PRIOR
+    independent = iv.coverage_study(0.3, 1e6, n, rng=np.random.default_rng(1), priors=prior, kappa_prior=k, n_reps=500,
+                                   n_boot=200)
+    clustered = iv.coverage_study(0.3, 5.0, n, rng=np.random.default_rng(2), priors=prior, kappa_prior=k, n_reps=500,
+                                  n_boot=200)
     naive_ok = independent.loc[independent["method"] == "naive", "covered"].mean()
     naive_bad = clustered.loc[clustered["method"] == "naive", "covered"].mean()
     assert abs(naive_ok - 0.95) < 3 * np.sqrt(0.95 * 0.05 / 500)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from booktools import checks as quarto
+from booktools import copyscript
 from booktools.execute import execute_chapter
-from hbm.book.prose import intervals as prose
-from hbm.intervals import coverage_phrase
+from hbm.intervals import KAPPA_PRIOR, coverage_phrase
 from tests.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,68 @@ def test_static_checks_pass(root):
     assert quarto.check_all(root, files=[CHAPTER]) == []
 
 
+def test_interval_code_is_shown_in_full_from_the_library():
+    """The three interval modules are included on the page, whole, and hbm.intervals uses those same functions."""
+    from hbm import _intervals_ci, _intervals_coverage, _intervals_grid, intervals
+
+    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
+    for module in ("_intervals_ci", "_intervals_grid", "_intervals_coverage"):
+        assert f"{{{{< include ../hbm/{module}.py >}}}}" in text
+    shown = "\n".join(copyscript.visible_cells(ROOT / CHAPTER))
+    for module in (_intervals_ci, _intervals_grid, _intervals_coverage):
+        assert Path(module.__file__).read_text(encoding="utf-8").strip() in shown
+        assert '"""' not in Path(module.__file__).read_text(encoding="utf-8"), "no docstrings in shown code"
+    assert intervals.grid_posterior is _intervals_grid.grid_posterior
+    assert intervals.cluster_t_interval is _intervals_ci.cluster_t_interval
+    assert intervals.coverage_study is _intervals_coverage.coverage_study
+
+
+def test_stated_priors_are_the_fitted_priors(ch):
+    """The priors the text states (flat Beta(1, 1), regional c = 20, log kappa ~ N(3, 1.5^2)) are the ones the grid uses."""
+    priors = ch.value("priors")
+    assert priors["flat"] == (1.0, 1.0)
+    a, b = priors["regional"]
+    assert a + b == pytest.approx(20.0)
+    assert a / (a + b) == pytest.approx(ch.value("other_share"))
+    assert KAPPA_PRIOR == (3.0, 1.5)
+    assert ch.inline['fmt(kappa_mu, ".0f")'] == "3" and ch.inline['fmt(kappa_sd, ".1f")'] == "1.5"
+    assert ch.inline['fmt(prior_a + prior_b, ".0f")'] == "20"
+
+
+def test_prior_sensitivity_table(ch):
+    """The sensitivity table's c = 20, SD 1.5 row is the chapter's regional interval; c moves the mean (by over 0.01), the log kappa prior by under 0.002.
+
+    The row is computed on its own grid (one prior), the chapter's interval on a grid shared with
+    the flat prior, so they agree to the grid's accuracy: 1% of a posterior SD, about 3e-4.
+    """
+    table = ch.value("sensitivity")
+    assert len(table) == 9
+    own = table[(table["c"] == 20.0) & (table["SD of the log κ prior"] == 1.5)].iloc[0]
+    assert own["lower"] == pytest.approx(ch.value("float(regional.lower)"), abs=3e-4)
+    assert own["upper"] == pytest.approx(ch.value("float(regional.upper)"), abs=3e-4)
+    assert ch.value("c_moves") > 0.01 and ch.value("sd_moves") < 0.002
+    means = table[table["SD of the log κ prior"] == 1.5].set_index("c")["posterior mean"]
+    assert means.is_monotonic_decreasing, "a stronger prior pulls towards the other regions' lower share"
+    assert str(ch.results["sensitivity_note"]).startswith("The prior's concentration $c$ moves the answer more")
+
+
+def test_prior_predictive_check(ch):
+    """The priors reproduce the observed mean and spread of users' shares: both within the central 95% of 4,000 prior simulations."""
+    check = ch.value("prior_check")
+    assert ch.value("len(p_sim)") == 4000
+    assert ((check["share of simulations below"] > 0.025) & (check["share of simulations below"] < 0.975)).all()
+    assert str(ch.results["prior_check_note"]).startswith("Both observed statistics lie well inside")
+
+
+def test_simulation_declared_with_generating_values_first(ch):
+    """The file is said to be simulated, with its generating p and kappa, before any interval is compared with a truth."""
+    prose = (ROOT / CHAPTER).read_text(encoding="utf-8")
+    assert prose.index("{python} data_note") < prose.index("{python} truth_sentence")
+    note = str(ch.results["data_note"])
+    assert note.startswith("The file is simulated")
+    assert "$m$ = 0.37" in note and "$\\kappa$ = 12" in note
+
+
 def test_replication_counts_are_stated(ch):
     """The chapter runs 1,000 fixed-p, 2,000 prior-drawn and 300-per-point curve replications and says so."""
     assert ch.value("(R_FIXED, R_PRIOR, R_CURVE)") == (1000, 2000, 300)
@@ -54,11 +116,7 @@ def test_replication_counts_are_stated(ch):
 
 
 def test_cluster_t_interval_keeps_its_promise(cov):
-    """The cluster-robust t interval (asymptotic, 30 users) covers within 2 points of 95% in both experiments.
-
-    Its verdict in the prose ("within Monte Carlo error of", "below") is computed from the same
-    coverage by hbm.intervals.coverage_phrase, so it says which side of 3 MC se the result falls.
-    """
+    """The cluster-robust t interval (asymptotic, 30 users) covers within 2 points of 95% in both experiments."""
     for experiment in ("fixed", "drawn"):
         coverage, _ = cov[(experiment, "cluster_t")]
         assert abs(coverage - 0.95) <= 0.02, (experiment, coverage)
@@ -71,7 +129,7 @@ def test_bootstrap_undercovers_as_stated(ch, cov):
         assert coverage < 0.95 - K * mc_se(reps), (experiment, coverage)
         assert coverage > 0.85, "a little short, not broken"
     assert coverage_phrase(*cov[("fixed", "bootstrap")]) == "below"
-    assert prose.bootstrap_sentence("below", 10).startswith("With only 10 users")
+    assert str(ch.results["bootstrap_note"]).startswith("With only 30 users")
 
 
 def test_naive_binomial_interval_fails(cov):
@@ -80,14 +138,14 @@ def test_naive_binomial_interval_fails(cov):
         assert cov[(experiment, "naive")][0] < 0.5
 
 
-def test_flat_credible_interval_covers_at_fixed_p(ch, cov):
+def test_flat_credible_interval_covers_at_fixed_p(cov):
     """With p fixed, the flat-prior credible interval covers within 3 MC se of 95%."""
     coverage, reps = cov[("fixed", "credible:flat")]
     assert abs(coverage - 0.95) <= K * mc_se(reps)
     assert coverage_phrase(coverage, reps) == "within Monte Carlo error of"
 
 
-def test_regional_credible_interval_calibrated_under_its_prior(ch, cov):
+def test_regional_credible_interval_calibrated_under_its_prior(cov):
     """With p drawn from the regional prior, the regional-prior credible interval covers within 3 MC se of 95%."""
     coverage, reps = cov[("drawn", "credible:regional")]
     assert reps == 2000
@@ -109,6 +167,7 @@ def test_flat_and_t_intervals_cover_at_every_fixed_p(ch):
     for name in ("flat_curve", "t_curve"):
         coverage = np.asarray(ch.value(f"{name}['coverage'].to_numpy()"))
         assert np.all(np.abs(coverage - 0.95) <= K * mc_se(reps)), (name, coverage)
+    assert str(ch.results["curve_note"]).startswith("The cluster-robust t and flat-prior credible intervals hold")
 
 
 def test_credible_interval_holds_conditionally_on_the_data(ch):
@@ -117,52 +176,52 @@ def test_credible_interval_holds_conditionally_on_the_data(ch):
     assert per_group >= 390
     coverage = np.asarray(ch.value("conditional['credible:regional'].to_numpy()"))
     assert np.all(np.abs(coverage - 0.95) <= K * mc_se(per_group)), coverage
+    assert "whatever the data say" in str(ch.results["conditional_note"])
 
 
 def test_real_data_intervals_and_widths(ch):
     """On the data: the binomial interval is the narrowest, over 3 times narrower than the cluster-robust one; each estimate lies inside its interval."""
     real = ch.value("real")
-    assert ch.value("float(design_ratio)") > 3
+    assert ch.value("design_ratio") > 3
     assert real["width"].idxmin() == real.index[real["interval"] == "Binomial (Wald), plays independent"][0]
     assert (real["lower"] < real["estimate"]).all() and (real["estimate"] < real["upper"]).all()
-    assert real["interval"].nunique() == 6
+    assert real["interval"].nunique() == 5
+
+
+def test_the_studys_intervals_explained(ch):
+    """The study's quoted intervals: its confidence width is the cluster-robust width (within 0.005), its credible width is nearer the naive than the chapter's credible width."""
+    assert ch.value("(STUDY_CONFIDENCE, STUDY_CREDIBLE)") == ((0.308, 0.426), (0.350, 0.384))
+    robust = ch.value("(float(robust.lower), float(robust.upper))")
+    assert robust == pytest.approx((0.252, 0.370), abs=0.0015)
+    regional = ch.value("(float(regional.lower), float(regional.upper))")
+    assert regional == pytest.approx((0.272, 0.384), abs=0.0025)
+    assert ch.value("ci_matches") and ch.value("cr_like_naive") and ch.value("is_europe")
+    assert abs(ch.value("w_study_ci") - ch.value("w_robust")) <= 0.005
+    assert ch.value("w_naive") == pytest.approx(0.027, abs=0.002)
+    study = ch.value("study")
+    assert study["width"].round(3).tolist()[:2] == [0.118, 0.034]
 
 
 def test_width_comparisons_match_the_prose(ch):
     """The regional-prior interval is narrower than the flat one; over replications the flat credible interval is narrower than the t interval."""
     assert ch.value("w_reg < w_flat")
     assert ch.value("sim_w['credible:flat'] < sim_w['cluster_t']")
-    assert prose.compare_widths(ch.results["w_reg"], ch.results["w_flat"]).endswith("narrower than")
-
-
-def test_grid_posterior_close_to_three_level_model(ch):
-    """The regional-prior grid interval's ends lie within 0.01 of the three-level model's (the prose calls them close)."""
-    grid = ch.value("(float(regional.lower), float(regional.upper))")
-    full = ch.value("(float(three_level.lower), float(three_level.upper))")
-    assert np.allclose(grid, full, atol=0.01)
-
-
-def test_three_level_fit_diagnostics_pass(ch):
-    """The three-level model was sampled with nutpie and passes every diagnostic check."""
-    assert ch.value("checks.sampler") == "nutpie"
-    assert ch.value("checks.ok")
-    assert ch.results["checks"].message.endswith("all checks pass.")
-    assert "unreliable" not in prose.three_level_sentence(ch.results["three_level"], ch.results["checks"])
+    assert ch.inline["compare(w_reg, w_flat)"].endswith("narrower than")
 
 
 def test_truth_sentence_on_project_data(ch):
     """With the project's truth file the chapter names the true p, 0.37, and which intervals contain it."""
     assert ch.value("has_truth")
     assert ch.value("(p_fixed, kappa_fixed, source)") == (0.37, 12.0, "truth")
-    text = prose.truth_sentence(ch.results["real"], ch.results["p_true"])
-    assert text.startswith("The true $p$ of the simulation that generated this file is 0.3700.")
+    assert str(ch.results["truth_sentence"]).startswith("The true $m$ of the simulation that generated this file is 0.37.")
 
 
 def test_every_interval_states_probability_and_kind(ch):
     """Every interval in the figures and tables is labelled 95% and equal-tailed (kind column or caption)."""
     assert set(ch.value("set(real['kind'])")) == {"95% confidence", "95% credible"}
     text = (ROOT / CHAPTER).read_text(encoding="utf-8")
-    for label in ("fig-intervals", "fig-coverage", "tbl-coverage", "fig-coverage-curve", "tbl-conditional"):
+    for label in ("fig-intervals", "fig-coverage", "tbl-coverage", "fig-coverage-curve", "tbl-conditional",
+                  "tbl-intervals-study"):
         start = text.index(f"#| label: {label}")
         caption = text[start:text.index("\n", text.index("-cap:", start))]
         assert "95%" in caption and "equal-tailed" in caption, label
@@ -176,22 +235,39 @@ def test_coverage_axis_follows_the_data(ch):
     assert (ch.results["plot"].query("method == 'naive'")["note"].str.endswith("off scale")).all()
 
 
+def test_copied_code_reproduces_the_chapter(ch):
+    """The visible code, run alone in an empty folder (fast mode), reproduces every interval and coverage exactly.
+
+    The chapter has no sampler: every number is a closed form, a seeded bootstrap, a grid
+    quadrature or a seeded simulation, and the copy runs all replications (the fast-mode cut is
+    in a hidden cell), so the copy must match the chapter to the last digit (1e-12).
+    """
+    keys = [
+        "float(naive.lower)", "float(robust.lower)", "float(robust.upper)", "float(bootstrap.lower)",
+        "float(flat.lower)", "float(regional.lower)", "float(regional.upper)",
+        "float(coverage['coverage'].sum())", "float(curve_cov['coverage'].sum())",
+        "float(conditional['credible:regional'].sum())", "float(sensitivity['width'].sum())",
+        "float(prior_check['share of simulations below'].sum())",
+    ]
+    run = copyscript.run(ROOT / CHAPTER, keys=keys)
+    assert run.ok, run.tail()
+    for key in keys:
+        assert run.keys[key] == pytest.approx(float(ch.value(key)), abs=1e-12), key
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_sentences_follow_the_readers_data(variant, name):
-    """On each own-data variant: no truth claimed, the region exists, failed fits called unreliable, verdicts match numbers."""
+    """On each own-data variant: no truth claimed, the region exists, verdicts match numbers."""
     executed = variant(CHAPTER, name, VARIANTS[name])
     r = executed.results
     assert not r["has_truth"]
-    assert prose.truth_sentence(r["real"], None).startswith("No simulation truth is available for this data file")
-    assert "no simulation truth is available" in prose.fixed_sentence(r["p_fixed"], r["kappa_fixed"], r["source"])
+    assert str(r["truth_sentence"]).startswith("No simulation truth is available for this data file")
+    assert str(r["data_note"]).endswith("so nothing below is checked against a known $m$.")
+    assert "no simulation truth is available" in str(r["fixed_at"])
     assert r["region"] in set(r["music"]["region"].astype(str))
-    checks = r["checks"]
-    assert ("unreliable" in prose.three_level_sentence(r["three_level"], checks)) == (not checks.ok)
-    assert ("unreliable" in prose.three_level_width(r["w_three"], r["w_reg"], checks)) == (not checks.ok)
-    design = prose.design_sentence(r["design_ratio"], r["n"].sum(), r["n_effective"])
-    assert ("narrower" in design) == (r["design_ratio"] >= 1)
+    assert ("narrower" in str(r["design_sentence"])) == (r["design_ratio"] >= 1)
     narrowest = r["real"].loc[r["real"]["width"].idxmin(), "interval"] == "Binomial (Wald), plays independent"
-    assert ("is the narrowest of all" in prose.narrowest_sentence(r["real"], 0.5)) == narrowest
+    assert ("is the narrowest of all" in str(r["narrowest_note"])) == narrowest
     assert 0 <= r["lo_axis"] <= r["coverage"].query("method != 'naive'")["band_lower"].min()
 
 
@@ -200,6 +276,9 @@ def test_bad_data_stops_with_a_data_error(tmp_path, root):
     shutil.copytree(root / "data", tmp_path / "data")
     (tmp_path / "chapters").mkdir()
     shutil.copy(root / CHAPTER, tmp_path / CHAPTER)
+    (tmp_path / "hbm").mkdir()
+    for module in ("_intervals_ci", "_intervals_grid", "_intervals_coverage"):
+        shutil.copy(root / "hbm" / f"{module}.py", tmp_path / "hbm" / f"{module}.py")
     csv = tmp_path / "data" / "music_plays.csv"
     lines = csv.read_text(encoding="utf-8").splitlines()
     fields = lines[5].split(",")
@@ -210,16 +289,3 @@ def test_bad_data_stops_with_a_data_error(tmp_path, root):
     assert executed.error is not None
     assert "DataError" in executed.error and "music_plays.csv" in executed.error
     assert "'rock'" in executed.error and "line 6" in executed.error
-
-
-def test_cheap_model_cells_run_alone(tmp_path, root):
-    """The confidence-interval and grid-posterior model cells run in a fresh kernel with nothing but hbm installed."""
-    cells = [source for name, _, source in quarto.standalone_cells(root, files=[CHAPTER]) if name == CHAPTER]
-    cheap = [s for s in cells if "fit_three_level" not in s and "coverage_study" not in s]
-    assert len(cells) == 4 and len(cheap) == 2
-    shutil.copytree(root / "data", tmp_path / "data")
-    for k, source in enumerate(cheap):
-        qmd = tmp_path / f"alone{k}.qmd"
-        qmd.write_text(f"```{{python}}\n{source}\n```\n", encoding="utf-8")
-        executed = execute_chapter(qmd, root=tmp_path)
-        assert executed.error is None, executed.error
