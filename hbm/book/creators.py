@@ -9,14 +9,14 @@ standard error :math:`s_i`. The hierarchical model of the chapter is [@rubin1981
     \mu &\sim N(0, 1), \quad \sigma_{\mathrm{genre}} \sim N^+(0, 1), \quad
     \sigma_{\mathrm{creator}} \sim N^+(0, 1), \\
     \mu_g &\sim N(\mu, \sigma_{\mathrm{genre}}^2), \qquad
-    \tau_i \sim N(\mu_{g[i]}, \sigma_{\mathrm{creator}}^2), \qquad
-    y_i \sim N(\tau_i, s_i^2).
+    \theta_i \sim N(\mu_{g[i]}, \sigma_{\mathrm{creator}}^2), \qquad
+    y_i \sim N(\theta_i, s_i^2).
 
 This module writes that model in PyMC in four parameterizations (:func:`build_model`):
 
 ``"noncentered"``
     every level non-centered, ``mu_g = mu + sigma_genre * z_g`` and
-    ``tau_i = mu_g + sigma_creator * z_i`` (the original study's recipe);
+    ``theta_i = mu_g + sigma_creator * z_i`` (the original study's recipe);
 ``"centered_genre"``
     genre level centered, creator level non-centered;
 ``"centered"``
@@ -44,13 +44,13 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from hbm import creators as _model
 from hbm import posterior
 from hbm.book.common import Inline, fmt, pct
 from hbm.metrics import SIZE_BINS
 
 __all__ = [
     "PARAMETERIZATIONS",
-    "PRIOR_SCALES",
     "SIZE_BINS",
     "HYPERPARAMETERS",
     "creator_arrays",
@@ -74,10 +74,8 @@ __all__ = [
 ]
 
 #: The four parameterizations :func:`build_model` writes.
-PARAMETERIZATIONS = ("noncentered", "centered_genre", "centered", "marginal")
+PARAMETERIZATIONS = _model.PARAMETERIZATIONS
 
-#: Prior scales: ``mu ~ N(0, mu_global**2)``, ``sigma_* ~ HalfNormal(sigma_*)``.
-PRIOR_SCALES = {"mu_global": 1.0, "sigma_genre": 1.0, "sigma_creator": 1.0}
 
 #: The model's scalar and genre-level parameters (every parameterization has them).
 HYPERPARAMETERS = ("mu_global", "sigma_genre", "sigma_creator", "mu_genre")
@@ -109,111 +107,20 @@ def creator_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
-def build_model(df: pd.DataFrame, parameterization: str = "marginal",
-                priors: Mapping | None = None):
-    r"""The creator model in PyMC, in one of :data:`PARAMETERIZATIONS`.
-
-    Parameters
-    ----------
-    df : pandas.DataFrame
-        Creators (``creator_id``, ``genre``, ``effect``, ``se``).
-    parameterization : str
-        ``"noncentered"``, ``"centered_genre"``, ``"centered"`` or ``"marginal"`` (see the
-        module docstring). The first three have a variable ``tau`` (dims ``creator``); the
-        marginal model does not (use :func:`add_creator_draws`).
-    priors : mapping, optional
-        Prior scales overriding :data:`PRIOR_SCALES`.
-
-    Returns
-    -------
-    pymc.Model
-        Coordinates ``genre`` and ``creator``; data containers ``effect``, ``se`` and
-        ``genre_idx`` (``pm.Data``), so a compiled model can be re-used on another data set
-        of the same shape (:func:`sample_compiled`).
-
-    Notes
-    -----
-    The marginal likelihood uses :math:`\int N(y_i \mid \tau_i, s_i^2)\,
-    N(\tau_i \mid \mu_g, \sigma^2)\, d\tau_i = N(y_i \mid \mu_g, s_i^2 + \sigma^2)`
-    [@gelman2013, sec. 5.4].
-    """
-    import pymc as pm
-
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(f"parameterization must be one of {PARAMETERIZATIONS}, "
-                         f"got {parameterization!r}")
-    scales = {**PRIOR_SCALES, **(priors or {})}
-    y, se, g, genres = creator_arrays(df)
-    coords = {"genre": genres, "creator": df["creator_id"].astype(str).tolist()}
-    with pm.Model(coords=coords) as model:
-        effect = pm.Data("effect", y, dims="creator")
-        se_ = pm.Data("se", se, dims="creator")
-        genre_idx = pm.Data("genre_idx", g, dims="creator")
-        mu_global = pm.Normal("mu_global", 0.0, scales["mu_global"])
-        sigma_genre = pm.HalfNormal("sigma_genre", scales["sigma_genre"])
-        sigma_creator = pm.HalfNormal("sigma_creator", scales["sigma_creator"])
-        if parameterization == "noncentered":
-            z_genre = pm.Normal("z_genre", 0.0, 1.0, dims="genre")
-            mu_genre = pm.Deterministic(
-                "mu_genre", mu_global + sigma_genre * z_genre, dims="genre")
-        else:
-            mu_genre = pm.Normal("mu_genre", mu_global, sigma_genre, dims="genre")
-        if parameterization == "marginal":
-            pm.Normal(
-                "y", mu_genre[genre_idx], pm.math.sqrt(se_**2 + sigma_creator**2),
-                observed=effect, dims="creator",
-            )
-            return model
-        if parameterization == "centered":
-            tau = pm.Normal("tau", mu_genre[genre_idx], sigma_creator, dims="creator")
-        else:
-            z_creator = pm.Normal("z_creator", 0.0, 1.0, dims="creator")
-            tau = pm.Deterministic(
-                "tau", mu_genre[genre_idx] + sigma_creator * z_creator, dims="creator")
-        pm.Normal("y", tau, se_, observed=effect, dims="creator")
-    return model
-
-
-def creator_conditional_moments(y, se, mu, sigma) -> tuple[np.ndarray, np.ndarray]:
-    r"""Mean and sd of :math:`\tau_i \mid y_i, \mu_{g[i]}, \sigma_{\mathrm{creator}}`.
-
-    The normal-normal conjugate update [@gelman2013, sec. 5.4]: with precisions
-    :math:`1/s_i^2` and :math:`1/\sigma^2`,
-
-    .. math::
-
-        \tau_i \mid \cdot \sim N\Big(\frac{y_i/s_i^2 + \mu/\sigma^2}{1/s_i^2 + 1/\sigma^2},\;
-        \frac{1}{1/s_i^2 + 1/\sigma^2}\Big)
-        = N\big(\mu + (1 - B_i)(y_i - \mu),\; (1 - B_i) s_i^2\big),\quad
-        B_i = \frac{s_i^2}{s_i^2 + \sigma^2}.
-
-    Parameters
-    ----------
-    y, se : array-like
-        Observed effects and their standard errors (broadcast against ``mu``).
-    mu : array-like
-        Each creator's genre mean (e.g. shape (draws, n_creators)).
-    sigma : array-like
-        ``sigma_creator`` (e.g. shape (draws, 1)); ``sigma = 0`` gives ``tau = mu``.
-
-    Returns
-    -------
-    mean, sd : ndarray
-    """
-    y, se = np.asarray(y, float), np.asarray(se, float)
-    mu, sigma = np.asarray(mu, float), np.asarray(sigma, float)
-    s2, v = se**2, sigma**2
-    shrink = s2 / (s2 + v)  # B_i: 1 = fully pooled to the genre mean
-    return mu + (1.0 - shrink) * (y - mu), np.sqrt((1.0 - shrink) * s2)
+#: The model and the creators' conditional draws live in :mod:`hbm.creators` (the chapter shows that
+#: file): one copy, re-exported here for the replication study and the tests.
+build_model = _model.build_model
+creator_conditional_moments = _model.conditional_moments
+add_creator_draws = _model.add_creator_draws
 
 
 def creator_conditional_draws(fit, y, se, genre_idx, rng: np.random.Generator) -> np.ndarray:
     r"""Exact draws of every creator's effect from a fit of the marginal model.
 
     For each posterior draw of :math:`(\mu_g, \sigma_{\mathrm{creator}})`, one draw of each
-    :math:`\tau_i` from its conditional posterior (:func:`creator_conditional_moments`).
+    :math:`\theta_i` from its conditional posterior (:func:`creator_conditional_moments`).
     Together they are draws from the joint posterior, because
-    :math:`p(\tau, \mu, \sigma \mid y) = p(\tau \mid \mu, \sigma, y)\, p(\mu, \sigma \mid y)`.
+    :math:`p(\theta, \mu, \sigma \mid y) = p(\theta \mid \mu, \sigma, y)\, p(\mu, \sigma \mid y)`.
 
     Parameters
     ----------
@@ -235,38 +142,7 @@ def creator_conditional_draws(fit, y, se, genre_idx, rng: np.random.Generator) -
     return mean + sd * rng.standard_normal(mean.shape)
 
 
-def add_creator_draws(fit, df: pd.DataFrame, rng: np.random.Generator, name: str = "tau"):
-    """Add the creators' conditional draws to a marginal fit's posterior as variable ``name``.
-
-    Parameters
-    ----------
-    fit : xarray.DataTree
-        A fit of ``build_model(df, "marginal")``; modified in place and returned.
-    df : pandas.DataFrame
-        The creators the model was fitted to.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    xarray.DataTree
-        ``fit``, whose posterior now has ``name`` with dims (chain, draw, creator).
-    """
-    import xarray as xr
-
-    y, se, g, _ = creator_arrays(df)
-    draws = creator_conditional_draws(fit, y, se, g, rng)
-    post = fit["posterior"].to_dataset()
-    post[name] = xr.DataArray(
-        draws, dims=("chain", "draw", "creator"),
-        coords={"chain": post["chain"], "draw": post["draw"], "creator": df["creator_id"].astype(str).to_numpy()},
-    )
-    attrs = dict(fit["posterior"].attrs)
-    fit["posterior"] = post
-    fit["posterior"].attrs.update(attrs)
-    return fit
-
-
-def creator_draws(fit, name: str = "tau") -> np.ndarray:
+def creator_draws(fit, name: str = "theta") -> np.ndarray:
     """Posterior draws of the creators' effects, shape (chains * draws, n_creators) (:func:`hbm.posterior.draws`)."""
     return posterior.draws(fit, name)
 
@@ -380,11 +256,11 @@ def sampler_row(checks, seconds: float) -> dict:
     }
 
 
-def compile_marginal(df: pd.DataFrame, priors: Mapping | None = None):
+def compile_marginal(df: pd.DataFrame, genre_prior_scale: float = 1.0):
     """Compile the marginal model once with nutpie, for re-use on data sets of the same shape."""
     import nutpie
 
-    return nutpie.compile_pymc_model(build_model(df, "marginal", priors=priors))
+    return nutpie.compile_pymc_model(build_model(df, "marginal", genre_prior_scale=genre_prior_scale))
 
 
 def compiled_matches(compiled, df: pd.DataFrame) -> bool:

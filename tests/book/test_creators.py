@@ -82,13 +82,13 @@ def test_conditional_draws_have_the_conditional_moments(rng):
 
 
 def test_add_creator_draws_keeps_attrs_and_labels(rng):
-    """The draws are added as tau (chain, draw, creator) labelled by creator_id; posterior attrs survive."""
+    """The draws are added as theta (chain, draw, creator) labelled by creator_id; posterior attrs survive."""
     df = _frame([0.1, 0.5, 0.9], [0.2, 0.3, 0.4], ["a", "a", "b"])
     fit = _posterior(mu_genre=(("chain", "draw", "genre"), np.zeros((2, 10, 2))),
                      sigma_creator=(("chain", "draw"), np.ones((2, 10))))
     fit["posterior"].attrs["inference_library"] = "nutpie"
     fit = cr.add_creator_draws(fit, df, rng)
-    tau = fit["posterior"]["tau"]
+    tau = fit["posterior"]["theta"]
     assert tau.dims == ("chain", "draw", "creator")
     assert list(tau["creator"].values) == ["c000", "c001", "c002"]
     assert fit["posterior"].attrs["inference_library"] == "nutpie"
@@ -190,16 +190,16 @@ def test_marginal_logp_is_the_closed_form(tiny_creators):
     assert logp == pytest.approx(expected, rel=1e-10)
 
 
-def test_parameterizations_define_the_same_tau(tiny_creators):
+def test_parameterizations_define_the_same_theta(tiny_creators):
     """Non-centered tau = mu_g + sigma z equals the centered model's tau at matching points."""
     nc = cr.build_model(tiny_creators, "noncentered")
     free = {v.name for v in nc.free_RVs}
-    assert {"z_genre", "z_creator"} <= free and "tau" in nc.named_vars
+    assert {"z_genre", "z_creator"} <= free and "theta" in nc.named_vars
     c = cr.build_model(tiny_creators, "centered")
-    assert "tau" in {v.name for v in c.free_RVs}
+    assert "theta" in {v.name for v in c.free_RVs}
     cg = cr.build_model(tiny_creators, "centered_genre")
     assert {"mu_genre", "z_creator"} <= {v.name for v in cg.free_RVs}
-    tau_graph = nc.replace_rvs_by_values([nc["tau"]])[0]
+    tau_graph = nc.replace_rvs_by_values([nc["theta"]])[0]
     fn = nc.compile_fn(tau_graph, inputs=nc.value_vars, on_unused_input="ignore", random_seed=1)
     z_g, z_c = np.array([1.0, -1.0, 0.5]), np.linspace(-1, 1, 12)
     tau = fn({"mu_global": 0.2, "sigma_genre_log__": np.log(0.3), "z_genre": z_g,
