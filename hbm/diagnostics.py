@@ -59,21 +59,22 @@ class Diagnostics:
 
     @property
     def failures(self) -> list[str]:
-        """The checks that failed, in words (empty when all pass)."""
+        """The checks that failed, in words and without parentheses, so they read inside a sentence
+        (empty when all pass): ``"R-hat up to 1.022, above 1.01"``."""
         out = []
         if self.divergences > 0:
             out.append(f"{self.divergences} divergent transitions")
         if not self.max_rhat <= MAX_RHAT:
-            out.append(f"R-hat up to {self.max_rhat:.3f} (> {MAX_RHAT})")
+            out.append(f"R-hat up to {self.max_rhat:.3f}, above {MAX_RHAT}")
         if not self.min_ess_bulk >= self.min_ess:
-            out.append(f"bulk ESS down to {self.min_ess_bulk:.0f} (< {self.min_ess:.0f})")
+            out.append(f"bulk ESS down to {self.min_ess_bulk:.0f}, below {self.min_ess:.0f}")
         if not self.min_ess_tail >= self.min_ess:
-            out.append(f"tail ESS down to {self.min_ess_tail:.0f} (< {self.min_ess:.0f})")
+            out.append(f"tail ESS down to {self.min_ess_tail:.0f}, below {self.min_ess:.0f}")
         if self.min_bfmi < MIN_BFMI:  # False for NaN: no energy statistic, no check
-            out.append(f"E-BFMI down to {self.min_bfmi:.2f} (< {MIN_BFMI})")
+            out.append(f"E-BFMI down to {self.min_bfmi:.2f}, below {MIN_BFMI}")
         if self.treedepth_hits > MAX_TREEDEPTH_SHARE * self.chains * self.draws:
-            out.append(f"{self.treedepth_hits} transitions hit the maximum tree depth "
-                       f"(> {MAX_TREEDEPTH_SHARE:.0%})")
+            out.append(f"{self.treedepth_hits} transitions hit the maximum tree depth, "
+                       f"more than {MAX_TREEDEPTH_SHARE:.0%} of them")
         return out
 
     @property
@@ -95,8 +96,8 @@ class Diagnostics:
         )
         if self.ok:
             return Text(head + "; all checks pass.")
-        return Text(head + "; diagnostics failed (" + "; ".join(self.failures)
-                    + "): do not trust this fit as it stands.")
+        return Text(head + ". Its diagnostics failed: " + "; ".join(self.failures)
+                    + ". Do not trust this fit as it stands.")
 
     def row(self, name: str) -> dict:
         """A one-line summary for a comparison table of several fits."""

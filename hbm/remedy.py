@@ -144,8 +144,8 @@ class Remedied:
         budget = (f"after {self.refits} refit{'s' if self.refits != 1 else ''}, the most allowed"
                   if self.refits else "with no refit allowed")
         why = {"budget": budget, "no remedy": "with no change left to try"}.get(self.stopped, "")
-        return Text(f"{head} still fails its diagnostics {why} ({'; '.join(self.diagnostics.failures)}): "
-                    "it is not reliable.")
+        return Text(f"{head} still fails its diagnostics {why}, with {'; '.join(self.diagnostics.failures)}. "
+                    "It is not reliable.")
 
     def table(self) -> pd.DataFrame:
         """One row per attempt: settings, the diagnostics of :meth:`Diagnostics.row`, the change."""
@@ -158,21 +158,30 @@ class Remedied:
         return pd.DataFrame(rows).set_index("fit")
 
 
+#: How a parameterization's name reads in a sentence.
+_PARAMETERIZATION_WORDS = {"centered": "centred", "noncentered": "non-centred", "non-centered": "non-centred"}
+
+
+def _words(parameterization: str) -> str:
+    """A parameterization's name as prose: 'noncentered' reads 'non-centred'."""
+    return _PARAMETERIZATION_WORDS.get(parameterization, parameterization.replace("_", " "))
+
+
 def _count(n: int) -> str:
     return f"{n:,}"
 
 
 def _ess_reason(d: Diagnostics) -> str:
-    """'the bulk ESS was 312 < 400' (the smaller of bulk and tail)."""
+    """'the bulk ESS was 312, below 400' (the smaller of bulk and tail)."""
     kind, ess = ("bulk", d.min_ess_bulk) if d.min_ess_bulk <= d.min_ess_tail else ("tail", d.min_ess_tail)
-    return f"the {kind} ESS was {ess:,.0f} < {d.min_ess:,.0f}"
+    return f"the {kind} ESS was {ess:,.0f}, below {d.min_ess:,.0f}"
 
 
 def _geometry_reason(d: Diagnostics, parameterization: str) -> str:
     if d.divergences > 0:
         s = "s" if d.divergences != 1 else ""
-        return f"the {parameterization} fit had {_count(d.divergences)} divergent transition{s}"
-    return f"the {parameterization} fit had an E-BFMI of {d.min_bfmi:.2f} < {MIN_BFMI}"
+        return f"the {_words(parameterization)} fit had {_count(d.divergences)} divergent transition{s}"
+    return f"the {_words(parameterization)} fit had an E-BFMI of {d.min_bfmi:.2f}, below {MIN_BFMI}"
 
 
 def _next_step(s: Settings, d: Diagnostics, tried: set[str], parameterizations: Sequence[str],
@@ -184,14 +193,14 @@ def _next_step(s: Settings, d: Diagnostics, tried: set[str], parameterizations: 
         if untried:
             why = _geometry_reason(d, s.parameterization)
             return (replace(s, parameterization=untried[0]),
-                    f"switched from the {s.parameterization} to the {untried[0]} parameterization "
+                    f"switched from the {_words(s.parameterization)} to the {_words(untried[0])} parameterization "
                     f"because {why}")
         if d.divergences > 0:
             higher = [t for t in TARGET_ACCEPT_STEPS if s.target_accept < t <= max_target_accept]
             if not higher:
                 return None
             return (replace(s, target_accept=higher[0]),
-                    f"raised target_accept from {s.target_accept:g} to {higher[0]:g} because "
+                    f"raised the target acceptance rate from {s.target_accept:g} to {higher[0]:g} because "
                     f"{_geometry_reason(d, s.parameterization)}")
         return None
     rhat_bad = not d.max_rhat <= MAX_RHAT
@@ -203,7 +212,7 @@ def _next_step(s: Settings, d: Diagnostics, tried: set[str], parameterizations: 
         tune = min(2 * s.tune, max_tune) if rhat_bad else s.tune
         if (draws, tune) == (s.draws, s.tune):
             return None
-        why = ([f"R-hat was {d.max_rhat:.3f} > {MAX_RHAT}"] if rhat_bad else []) + (
+        why = ([f"R-hat was {d.max_rhat:.3f}, above {MAX_RHAT}"] if rhat_bad else []) + (
             [_ess_reason(d)] if ess_bad else [])
         took = (f"took {_count(draws)} draws instead of {_count(s.draws)}" if tune == s.tune else
                 f"took {_count(draws)} draws and {_count(tune)} tuning steps instead of "

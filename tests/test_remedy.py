@@ -71,7 +71,7 @@ def test_short_ess_takes_more_draws_and_says_why():
     assert [c["draws"] for c in fake.calls] == [1000, 2000]
     assert [c["tune"] for c in fake.calls] == [1000, 1000]
     kind, ess = ("bulk", first.min_ess_bulk) if first.min_ess_bulk <= first.min_ess_tail else ("tail", first.min_ess_tail)
-    change = f"took 2,000 draws instead of 1,000 because the {kind} ESS was {ess:.0f} < 400"
+    change = f"took 2,000 draws instead of 1,000 because the {kind} ESS was {ess:.0f}, below 400"
     assert result.attempts[1].change == change
     assert result.reliable and result.refits == 1
     assert result.description == f"The model was re-fitted once: it {change}; the last fit passes every diagnostic check."
@@ -92,10 +92,10 @@ def test_disagreeing_chains_take_more_draws_and_a_longer_warm_up():
     fake = Recorder(_offset_until_long_warm_up(0.3))
     result = remedy.fit_with_remedies(fake, draws=1000, tune=1000)
     rhat = result.attempts[0].diagnostics.max_rhat
-    assert rhat > 1.01 and result.attempts[0].diagnostics.failures == [f"R-hat up to {rhat:.3f} (> 1.01)"]
+    assert rhat > 1.01 and result.attempts[0].diagnostics.failures == [f"R-hat up to {rhat:.3f}, above 1.01"]
     assert [(c["draws"], c["tune"]) for c in fake.calls] == [(1000, 1000), (2000, 2000)]
     assert result.attempts[1].change.startswith(
-        f"took 2,000 draws and 2,000 tuning steps instead of 1,000 and 1,000 because R-hat was {rhat:.3f} > 1.01")
+        f"took 2,000 draws and 2,000 tuning steps instead of 1,000 and 1,000 because R-hat was {rhat:.3f}, above 1.01")
     assert result.reliable
 
 
@@ -117,7 +117,7 @@ def test_a_centred_fit_that_diverges_is_switched_to_the_other_parameterization()
     assert [c["parameterization"] for c in fake.calls] == ["centered", "noncentered"]
     assert fake.calls[1] == dict(draws=1000, tune=1000, target_accept=0.8, parameterization="noncentered")
     assert result.attempts[1].change == (
-        "switched from the centered to the noncentered parameterization because the centered fit "
+        "switched from the centred to the non-centred parameterization because the centred fit "
         "had 5 divergent transitions")
     assert result.reliable and result.settings.parameterization == "noncentered"
 
@@ -129,10 +129,10 @@ def test_divergences_left_after_switching_raise_target_accept_step_by_step():
     assert [(c["parameterization"], c["target_accept"]) for c in fake.calls] == [
         ("centered", 0.8), ("noncentered", 0.8), ("noncentered", 0.9), ("noncentered", 0.95)]
     assert [a.change for a in result.attempts[2:]] == [
-        "raised target_accept from 0.8 to 0.9 because the noncentered fit had 1 divergent transition",
-        "raised target_accept from 0.9 to 0.95 because the noncentered fit had 1 divergent transition"]
+        "raised the target acceptance rate from 0.8 to 0.9 because the non-centred fit had 1 divergent transition",
+        "raised the target acceptance rate from 0.9 to 0.95 because the non-centred fit had 1 divergent transition"]
     assert result.reliable and result.refits == 3
-    assert result.description.startswith("The model was re-fitted 3 times: it switched from the centered")
+    assert result.description.startswith("The model was re-fitted 3 times: it switched from the centred")
 
 
 def test_a_fit_that_still_fails_after_the_budget_is_flagged_unreliable():
@@ -142,8 +142,8 @@ def test_a_fit_that_still_fails_after_the_budget_is_flagged_unreliable():
     assert len(fake.calls) == 3 and result.stopped == "budget" and not result.reliable
     assert result.fit is not None and result.diagnostics.divergences == 7
     assert result.description.endswith(
-        "; the last fit still fails its diagnostics after 2 refits, the most allowed "
-        "(7 divergent transitions): it is not reliable.")
+        "; the last fit still fails its diagnostics after 2 refits, the most allowed"
+        ", with 7 divergent transitions. It is not reliable.")
     table = result.table()
     assert list(table.index) == ["attempt 1", "attempt 2", "attempt 3"]
     assert list(table["checks"]) == ["FAIL"] * 3 and table["change"].iloc[0] == ""
@@ -154,8 +154,8 @@ def test_no_remedy_left_stops_early():
     fake = Recorder(lambda draws, **_: _tree(_good(draws), 2))
     result = remedy.fit_with_remedies(fake, target_accept=0.99, parameterizations=("only",))
     assert len(fake.calls) == 1 and result.stopped == "no remedy" and not result.reliable
-    assert result.description == ("The first fit still fails its diagnostics with no change left to try "
-                                  "(2 divergent transitions): it is not reliable.")
+    assert result.description == ("The first fit still fails its diagnostics with no change left to try"
+                                  ", with 2 divergent transitions. It is not reliable.")
 
 
 def test_draws_at_their_cap_are_not_raised():
@@ -170,8 +170,8 @@ def test_the_verdict_is_hbm_diagnostics_check():
     tree = _tree(_good(400), 3)
     result = remedy.fit_with_remedies(lambda **_: tree, max_refits=0)
     assert result.diagnostics.failures == check(tree).failures == ["3 divergent transitions"]
-    assert result.description == ("The first fit still fails its diagnostics with no refit allowed "
-                                  "(3 divergent transitions): it is not reliable.")
+    assert result.description == ("The first fit still fails its diagnostics with no refit allowed"
+                                  ", with 3 divergent transitions. It is not reliable.")
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -221,7 +221,7 @@ def test_real_centred_eight_schools_is_switched_to_non_centred(eight_schools_rem
     first, second = result.attempts[:2]
     assert first.settings.parameterization == "centered" and first.diagnostics.divergences > 0
     assert second.settings.parameterization == "noncentered"
-    assert second.change.startswith("switched from the centered to the noncentered parameterization because "
-                                    f"the centered fit had {first.diagnostics.divergences} divergent transition")
+    assert second.change.startswith("switched from the centred to the non-centred parameterization because "
+                                    f"the centred fit had {first.diagnostics.divergences} divergent transition")
     assert result.description.startswith("The model was re-fitted")
     assert result.reliable, result.description

@@ -85,7 +85,8 @@ def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
         return Inline("")
     names = " and ".join(failed)
     verb = "fails" if len(failed) == 1 else "fail"
-    reasons = "; ".join(f"{name}: {', '.join(fits[name].failures)}" for name in failed)
+    reasons = "; ".join(f"{name}: {'; '.join(fits[name].failures)}" if len(failed) > 1
+                        else "; ".join(fits[name].failures) for name in failed)
     return Inline(f" {what[0].upper() + what[1:]} are not reliable here: {names} {verb} the sampler "
                   f"diagnostics ({reasons}), so read them as rough until the fits pass.")
 
