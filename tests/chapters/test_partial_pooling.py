@@ -250,6 +250,11 @@ def test_fitted_priors_are_the_stated_ones(ch, root):
     assert fitted["Complete pooling"] == {"Intercept": mean, "sigma": sigma}
     assert fitted["Partial pooling"] == {"Intercept": mean, "1|school": ("Normal", {"mu": 0.0, "sigma": tau}),
                                          "sigma": sigma}
+    assert ch.value("lognormal_priors") == {
+        "Intercept": mean, "1|school": ("Normal", {"mu": 0.0, "sigma": tau}),
+        "sigma Intercept": _stated("Normal", mu=np.log(s_y), sigma=1.0),
+        "sigma 1|school": ("Normal", {"mu": 0.0, "sigma": ("HalfNormal", {"sigma": 1.0})}),
+    }
     # Bambi's defaults (tau ~ HalfNormal(2.5 s_y), sigma ~ HalfStudentT) are not what was fitted.
     assert fitted["Partial pooling"]["1|school"][1]["sigma"][1]["sigma"] != pytest.approx(2.5 * s_y)
     assert ch.value("eight_priors") == {
