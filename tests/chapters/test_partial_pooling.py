@@ -5,11 +5,12 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from booktools import checks as quarto
+from booktools import copyscript
 from hbm.book.data import load_schools
 from booktools.execute import execute_chapter
-from hbm.book.prose import partial_pooling as prose
 from tests.variants import VARIANTS
 
 NAME = "chapters/partial-pooling.qmd"
@@ -40,10 +41,8 @@ def test_partial_pooling_lies_between_no_and_complete_pooling(ch):
     lo = np.minimum(est["No pooling"], est["Complete pooling"])
     hi = np.maximum(est["No pooling"], est["Complete pooling"])
     assert ((est["Partial pooling"] >= lo) & (est["Partial pooling"] <= hi)).all(), est
-    text = prose.shrinkage_paragraph(*(ch.results[k] for k in ("estimates", "between", "smallest", "largest",
-                                                               "pooling_checks")))
-    assert f"estimates of all {len(est)} schools lie between" in text
-    assert "goes" in text and "unreliable" not in text
+    assert ch.value("bool(between.all())") and ch.value("str(outside_note)") == ""
+    assert "goes" in ch.value("str(move_sentence)") and ch.value("str(pooling_warning)") == ""
 
 
 def test_no_pooling_matches_school_averages(ch, root):
@@ -73,7 +72,7 @@ def test_school_means_recovered(ch):
         inside = (post["lower"] <= mu) & (mu <= post["upper"])
         assert inside.sum() >= len(inside) - 1, (summary, post)
         assert np.all(np.abs(post["mean"] - mu) < 3 * post["sd"]), summary
-    hyper = ch.value("invgamma_fit['posterior']['mu_overall'].values.ravel()")
+    hyper = ch.value("invgamma_fit['posterior']['mu'].values.ravel()")
     assert np.quantile(hyper, 0.005) < ch.value("truth['mu_overall']") < np.quantile(hyper, 0.995)
 
 
@@ -112,8 +111,8 @@ def test_prior_predictive_covers_observed(ch):
 def test_fits_relied_on_pass_diagnostics(ch):
     """Every fit the chapter relies on (all but the parameterization comparison) passes every check."""
     table = ch.value("diagnostics_table")
-    relied_on = [name for name in table.index if "target_accept" not in name]
-    assert len(relied_on) == 6
+    relied_on = [name for name in table.index if "target acceptance" not in name]
+    assert len(relied_on) == 9
     assert (table.loc[relied_on, "checks"] == "pass").all(), table
     assert set(table["sampler"]) == {"nutpie"}
 
@@ -124,7 +123,7 @@ def test_exact_and_mcmc_agree_for_mu_and_tau(ch):
     assert np.all(np.abs(bambi.loc[["mu", "tau"], "z"]) < 4), bambi
     assert np.all(np.abs(bambi["z"]) < 4), bambi
     pymc = ch.value(
-        "compare_to_exact(exact, *(param_fits['Non-centered, target_accept 0.99']['posterior'][v]"
+        "compare_to_exact(exact, *(param_fits['Non-centered, target acceptance 0.99']['posterior'][v]"
         " for v in ('mu', 'tau', 'theta')))"
     )
     assert np.all(np.abs(pymc.loc[["mu", "tau"], "z"]) < 4), pymc
@@ -133,25 +132,35 @@ def test_exact_and_mcmc_agree_for_mu_and_tau(ch):
 
 
 def test_exact_posterior_values(ch):
-    """Quadrature gives the well-known eight-schools means (mu 4.40, tau 3.60, to 0.01)."""
-    assert ch.value("exact.mu_mean") == pytest.approx(4.40, abs=0.01)
-    assert ch.value("exact.tau_mean") == pytest.approx(3.60, abs=0.01)
-    text = prose.exact_sentence(ch.results["versus_bambi"], ch.results["exact"], ch.results["eight_check"])
-    assert "are 4.40 and 3.60" in text and text.startswith("Bambi's non-centered fit agrees with the quadrature")
+    """Quadrature under the book's prior mu ~ N(0, 50^2) gives mu 7.74 and tau 3.63 (to 0.01)."""
+    assert ch.value("exact.mu_mean") == pytest.approx(7.74, abs=0.01)
+    assert ch.value("exact.tau_mean") == pytest.approx(3.63, abs=0.01)
+    assert ch.value("worst_z") < 4 and ch.value("eight_check.ok")
+
+
+def test_mu_prior_sensitivity_is_exact(ch):
+    """The mu-prior table: N(0, 5^2) gives the well-known 4.40 and 3.60, a near-flat prior about 7.8."""
+    table = ch.value("mu_sensitivity")
+    assert table.loc["N(0, 5²)", "μ mean"] == pytest.approx(4.40, abs=0.01)
+    assert table.loc["N(0, 5²)", "τ mean"] == pytest.approx(3.60, abs=0.01)
+    assert table.loc["N(0, 50²)", "μ mean"] == pytest.approx(ch.value("exact.mu_mean"), abs=1e-12)
+    assert table.loc["N(0, 500²)", "μ mean"] == pytest.approx(7.8, abs=0.05)
+    assert ch.value("bool(mu_moves)")
 
 
 def test_noncentered_has_near_zero_divergences(ch):
     """Non-centered fits have at most 0.5% divergent draws (none at 0.99); the centered one at 0.8 has more."""
     checks = {name: ch.value(f"param_checks[{name!r}].divergences") for name in (
-        "Centered, target_accept 0.8", "Non-centered, target_accept 0.8", "Non-centered, target_accept 0.99")}
-    assert checks["Non-centered, target_accept 0.99"] == 0
-    assert checks["Non-centered, target_accept 0.8"] <= 20
+        "Centered, target acceptance 0.8", "Non-centered, target acceptance 0.8",
+        "Non-centered, target acceptance 0.99")}
+    assert checks["Non-centered, target acceptance 0.99"] == 0
+    assert checks["Non-centered, target acceptance 0.8"] <= 20
     assert ch.value("eight_check.divergences") == 0
-    assert checks["Centered, target_accept 0.8"] > checks["Non-centered, target_accept 0.99"]
+    assert checks["Centered, target acceptance 0.8"] > checks["Non-centered, target acceptance 0.99"]
     # Centered sampling mixes far worse, and never reaches the funnel's neck.
     assert ch.value("c_low.min_ess_bulk") < 0.25 * ch.value("nc_high.min_ess_bulk")
     log_tau_min = ch.value("log_tau_min")
-    assert log_tau_min["Centered, target_accept 0.8"] > log_tau_min["Non-centered, target_accept 0.99"] + 2
+    assert log_tau_min["Centered, target acceptance 0.8"] > log_tau_min["Non-centered, target acceptance 0.99"] + 2
 
 
 def test_funnel_marks_divergences(ch):
@@ -191,9 +200,13 @@ def test_tables_show_no_raw_names_or_float_counts(ch):
     """The ArviZ summary shows named interval columns and whole-number ESS; tables have no index-name row."""
     summary = _output(ch, "tbl-pp-summary")
     assert "eti95_lb" not in summary and "95% lower" in summary
-    ess = ch.results["eight_summary"]["ess_bulk"].iloc[0]
-    assert f"{ess:,.0f}" in summary and f"{ess:.2f}" not in summary
+    assert "μ" in summary and "τ" in summary
+    assert "Intercept" not in summary and "1|school_sigma" not in summary
     assert "index_name" not in _output(ch, "tbl-pp-diagnostics")
+    for label in ("tbl-pp-exact", "tbl-pp-param", "tbl-pp-diagnostics", "tbl-pp-loo"):
+        shown = _output(ch, label)
+        assert "target_accept" not in shown, label
+        assert ">mu<" not in shown and ">tau<" not in shown, label
 
 
 def test_posterior_predictive_checks_are_consistent(ch):
@@ -202,7 +215,7 @@ def test_posterior_predictive_checks_are_consistent(ch):
     obs = ppc[ppc["statistic"] == "SD"].set_index("school")["observed"]
     np.testing.assert_allclose(obs.reindex(by_school.index.astype(str)), by_school["sd"].to_numpy())
     inside = ((ppc["lower"] <= ppc["observed"]) & (ppc["observed"] <= ppc["upper"])).all()
-    assert ("it fits the data" in prose.ppc_sentence(ppc, ch.results["invgamma_check"])) == inside
+    assert ("it fits the data" in ch.value("str(ppc_verdict)")) == inside
     eight_ppc = ch.results["eight_ppc"]
     np.testing.assert_allclose(eight_ppc.set_index("school")["observed"],
                                ch.results["eight"].set_index("school")["y"].reindex(eight_ppc["school"]).to_numpy())
@@ -220,6 +233,122 @@ def test_tau_slider_data(ch):
     assert ((top - eight["y"]).abs() <= (base - eight["y"]).abs() + 1e-9).all()
 
 
+def _stated(dist, **args):
+    """A prior as the chapter states it, in the shape of its ``fitted_priors``."""
+    return (dist, {k: v if isinstance(v, tuple) else pytest.approx(float(v), rel=1e-9) for k, v in args.items()})
+
+
+def test_fitted_priors_are_the_stated_ones(ch, root):
+    """The priors Bambi fitted (model.components) are those the text states, from the data's mean and SD."""
+    scores = load_schools(root / "data" / "schools.csv")
+    y_bar, s_y = scores["score"].mean(), scores["score"].std()
+    mean = _stated("Normal", mu=y_bar, sigma=2.5 * s_y)
+    sigma = _stated("HalfNormal", sigma=2 * s_y)
+    tau = ("HalfNormal", {"sigma": pytest.approx(s_y, rel=1e-9)})
+    fitted = ch.value("fitted_priors")
+    assert fitted["No pooling"] == {"school": mean, "sigma": sigma}
+    assert fitted["Complete pooling"] == {"Intercept": mean, "sigma": sigma}
+    assert fitted["Partial pooling"] == {"Intercept": mean, "1|school": ("Normal", {"mu": 0.0, "sigma": tau}),
+                                         "sigma": sigma}
+    assert ch.value("lognormal_priors") == {
+        "Intercept": mean, "1|school": ("Normal", {"mu": 0.0, "sigma": tau}),
+        "sigma Intercept": _stated("Normal", mu=np.log(s_y), sigma=1.0),
+        "sigma 1|school": ("Normal", {"mu": 0.0, "sigma": ("HalfNormal", {"sigma": 1.0})}),
+    }
+    # Bambi's defaults (tau ~ HalfNormal(2.5 s_y), sigma ~ HalfStudentT) are not what was fitted.
+    assert fitted["Partial pooling"]["1|school"][1]["sigma"][1]["sigma"] != pytest.approx(2.5 * s_y)
+    assert ch.value("eight_priors") == {
+        "Intercept": ("Normal", {"mu": 0.0, "sigma": 50.0}),
+        "1|school": ("Normal", {"mu": 0.0, "sigma": ("HalfCauchy", {"beta": 5.0})}),
+    }
+
+
+def test_alpha_prior_range_and_predictive_check(ch):
+    """Gamma(2, rate 0.2) has the 95% range 1.2-27.9 the text gives; smaller alpha, more unequal SDs."""
+    lo, hi = ch.value("alpha_prior_range")
+    assert (round(lo, 1), round(hi, 1)) == (1.2, 27.9)
+    ppc = ch.value("alpha_ppc")
+    assert len(ppc) == 3
+    assert ppc.iloc[1]["median ratio"] > ppc.iloc[0]["median ratio"] > ppc.iloc[2]["median ratio"]
+    assert 0 <= ppc.iloc[0]["share below observed"] <= 1
+
+
+def test_alpha_sensitivity(ch):
+    """The posterior of alpha follows its prior's scale; the text's verdict on the school SDs matches the table."""
+    table = ch.value("alpha_table")
+    assert len(table) == 3
+    means = table["α mean"]
+    assert means.iloc[1] > means.iloc[0] > means.iloc[2]
+    assert table.iloc[0]["largest change in σ_j"] == 0
+    sd = ch.value("by_school['sd'].mean()")
+    small = table["largest change in σ_j"].max() < 0.1 * sd and table["largest change in θ_j"].max() < 0.1 * sd
+    assert ch.value("str(alpha_sens_verdict)").startswith("the school SDs and means barely move") == small
+    assert all(c.ok for c in ch.value("alpha_checks").values())
+
+
+def test_loo_compares_the_three_poolings(ch):
+    """PSIS-LOO ranks the three fits; partial pooling beats complete pooling by more than 2 SE; the Pareto k note is true."""
+    table = ch.value("loo_table")
+    assert set(table.index) == {"No pooling", "Complete pooling", "Partial pooling"}
+    assert table["elpd_diff"].iloc[0] == 0
+    diff = table.loc["Partial pooling", "elpd"] - table.loc["Complete pooling", "elpd"]
+    assert diff > 2 * table.loc["Complete pooling", "dse"]
+    k_max = table["largest Pareto k"].max()
+    assert ch.value("str(k_note)").startswith("Every Pareto k is below 0.7") == (k_max < 0.7)
+
+
+def test_truth_check_is_reported_as_it_came_out(ch):
+    """The MSE against the true school means is computed by label, and the text says which estimate won."""
+    truth = pd.DataFrame(ch.value("truth")["schools"]).set_index("school")["mu"]
+    est = ch.value("estimates")
+    mse = ch.value("truth_mse")
+    for method in ("No pooling", "Partial pooling"):
+        assert mse[method] == pytest.approx(float(np.mean((est[method] - truth.reindex(est.index)) ** 2)))
+    wins = ch.value("pp_wins")
+    assert wins == (mse["Partial pooling"] < mse["No pooling"])
+    text = ch.value("str(truth_verdict)")
+    assert ("**worse**" in text) == (not wins)
+
+
+def test_replication_study_shows_the_stein_claim(ch):
+    """Averaged over 200 simulated data sets, partial pooling's MSE is below no pooling's by more than 3 MC SEs."""
+    table = ch.value("replication_table")
+    replicated = ch.value("replicated")
+    assert len(replicated) == 200
+    gain = replicated["No pooling"] - replicated["Partial pooling"]
+    assert gain.mean() > 3 * gain.std() / np.sqrt(len(gain))
+    assert table.loc["Partial pooling", "average MSE"] < table.loc["No pooling", "average MSE"]
+    # The closed-form estimator is the Bambi model: school means within half a point.
+    assert ch.value("closed_form_gap") < 0.5
+
+
+def test_remedy_policy_repairs_the_centred_fit(ch):
+    """The remedy policy, started from the centred model at 0.8, refits and ends with a fit that passes."""
+    remedied = ch.value("remedied")
+    assert remedied.attempts[0].settings.parameterization == "centered"
+    assert remedied.refits >= 1
+    assert remedied.reliable
+
+
+def test_copied_code_reproduces_the_chapter(ch, root):
+    """The visible code, run alone in fast mode, reproduces the exact values exactly and the MCMC ones within 1 point."""
+    keys = {
+        "exact": ["exact.mu_mean", "exact.tau_mean", "float(mu_sensitivity.iloc[0, 0])",
+                  "float(alpha_prior.ppf(0.975))", "float(by_school['mean'].iloc[0])",
+                  "float(alpha_ppc.iloc[0, 0])", "float(replication_table.iloc[1, 0])"],
+        "mcmc": ["float(estimates['Partial pooling'].iloc[0])", "float(estimates['No pooling'].iloc[-1])",
+                 "float(tau_shared.mean())"],
+    }
+    run = copyscript.run(root / NAME, root=root, keys=keys["exact"] + keys["mcmc"])
+    assert run.ok, run.tail()
+    for key in keys["exact"]:
+        assert run.keys[key] == pytest.approx(ch.value(key), rel=1e-9), key
+    for key in keys["mcmc"]:
+        assert run.keys[key] == pytest.approx(ch.value(key), abs=1.0), key
+    # The replication study uses no MCMC draw when the file has a truth: same numbers exactly.
+    assert ch.value("truth") is not None
+
+
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_sentences_follow_the_readers_data(variant, name):
     """On each own-data variant: pairing by label, counts, unit, digits, and failed fits called unreliable."""
@@ -230,22 +359,14 @@ def test_sentences_follow_the_readers_data(variant, name):
     np.testing.assert_allclose(sigmas["sample SD"], by_school["sd"].to_numpy())
     np.testing.assert_allclose(r["ppc"].query("statistic == 'average'").set_index("school")["observed"]
                                .reindex(estimates.index), by_school["mean"].to_numpy())
-    text = prose.shrinkage_paragraph(estimates, r["between"], r["smallest"], r["largest"], r["pooling_checks"])
-    n, k = len(r["between"]), int(r["between"].sum())
-    assert (f"all {n} schools" if k == n else f"{k} of the {n} schools") in text
-    assert ("unreliable" in text) == (not all(c.ok for c in r["pooling_checks"].values()))
+    assert ("not reliable" in r["pooling_warning"]) == (not all(c.ok for c in r["pooling_checks"].values()))
     assert r["unit"] == ("SAT points" if name in ("reordered", "zeros", "no-truth") else "units of y")
-    rng = prose.range_sentence(r["eight"], r["unit"])
-    assert " 0 to 0" not in rng and r["unit"] in rng
-    exact = prose.exact_sentence(r["versus_bambi"], r["exact"], r["eight_check"])
-    assert ("agrees with" in exact) == (r["versus_bambi"]["z"].abs().max() < 4)
-    assert ("unreliable" in exact) == (not r["eight_check"].ok)
-    note = prose.failure_note(r["diagnostics_table"])
+    assert r["worst_z"] == pytest.approx(float(r["versus_bambi"]["z"].abs().max()))
+    note = str(r["failure_note"])
     passed = int((r["diagnostics_table"]["checks"] == "pass").sum())
-    assert note.lower().startswith(f"all {passed} fits" if passed == len(r["diagnostics_table"])
-                                   else (f"{passed} of the" if passed else "none of the"))
-    assert prose.recovery_sentence(estimates, r["partial"], r["mu_ig"], r["sigma_ln"], r["sigma_ig"],
-                                   r["true_schools"]).startswith("No simulation truth is available")
+    assert note.startswith("Every fit passes" if passed == len(r["diagnostics_table"]) else f"{passed} of the")
+    assert r["recovery"].startswith("No simulation truth is available")
+    assert r["truth_mse"] is None and r["truth"] is None
 
 
 def test_bad_data_raises_a_clear_data_error(root, tmp_path):
