@@ -209,15 +209,32 @@ def run(qmd: str | os.PathLike, *, root: Path = ROOT, keys=(), fast: bool = True
             temp.cleanup()
 
 
+def lines_table(root: Path = ROOT) -> str:
+    """The README's table: per chapter, the visible model code and the folded chart code, in lines."""
+    from booktools.freshness import computational_chapters
+
+    rows = ["| chapter | open code lines (models, fits, summaries) | folded chart lines |", "|---|---:|---:|"]
+    for chapter in computational_chapters(root):
+        n = code_lines(root / chapter)
+        rows.append(f"| `{chapter}` | {n['open']} | {n['folded']} |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("chapter")
+    parser.add_argument("chapter", nargs="?", help="the chapter (omit with --table)")
+    parser.add_argument("--table", action="store_true", help="print the README's table of code lines and exit")
     parser.add_argument("--full", action="store_true", help="do not cap the samplers")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     parser.add_argument("--key", action="append", default=[], help="an expression to report")
     parser.add_argument("--print", action="store_true", help="print the script and exit")
     parser.add_argument("--lines", action="store_true", help="print the open and folded code lines and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(lines_table())
+        return 0
+    if args.chapter is None:
+        parser.error("a chapter is needed")
     if args.lines:
         print(code_lines(args.chapter))
         return 0

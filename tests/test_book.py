@@ -5,7 +5,6 @@ chapter tests read what it executed. Where no Quarto exists, the render test ski
 chapters are executed by :mod:`booktools.execute`, proven equal to Quarto by test_execute.py.
 """
 
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -126,22 +125,6 @@ def test_adjacent_inline_expressions_are_reported(tmp_path):
     (tmp_path / "_quarto.yml").write_text("book:\n  chapters:\n    - chapters/a.qmd\n")
     (tmp_path / "chapters" / "a.qmd").write_text("# A\n\nFine `{python} x` and `{python} y`.\nBad `{python} x``{python} y`.\n")
     assert [p.split(": ")[0] for p in quarto.check_inline_adjacent(tmp_path)] == ["chapters/a.qmd:4"]
-
-
-def test_standalone_cells_define_what_they_use():
-    """Every '# Standalone model cell' imports and loads everything it uses."""
-    assert quarto.standalone_cells(ROOT), "the book should mark its model cells as standalone"
-    assert quarto.check_standalone_cells(ROOT) == []
-
-
-def test_intro_model_cell_runs_alone(tmp_path):
-    """The intro's standalone model cell runs in a fresh kernel with nothing but hbm installed."""
-    (chapter, line, source) = next(c for c in quarto.standalone_cells(ROOT) if c[0] == "chapters/intro.qmd")
-    shutil.copytree(ROOT / "data", tmp_path / "data")
-    qmd = tmp_path / "alone.qmd"
-    qmd.write_text(f"```{{python}}\n{source}\n```\n", encoding="utf-8")
-    executed = execute_chapter(qmd, root=tmp_path)
-    assert executed.error is None, f"{chapter}:{line}: {executed.error}"
 
 
 @pytest.mark.quarto

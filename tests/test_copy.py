@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from booktools.copyscript import code_lines, script, visible_cells
+from booktools.copyscript import code_lines, lines_table, script, visible_cells
 from booktools.freshness import computational_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +53,9 @@ def test_script_compiles_and_charts_are_folded(chapter):
     compile(script(ROOT / chapter), chapter, "exec")
     lines = code_lines(ROOT / chapter)
     assert lines["open"] > 0
+
+
+def test_readme_states_the_measured_code_lines():
+    """The README's table of open and folded code lines per chapter is the one the chapters have now."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert lines_table(ROOT) in readme, "README.md: re-run `python -m booktools.copyscript --table`"

