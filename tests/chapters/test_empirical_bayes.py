@@ -48,7 +48,7 @@ def test_priors_are_hbm_eb_fits(ch):
 def test_pop_beta_priors_match_dirichlet_means(ch):
     """The beta-binomial Pop priors have means within 0.02 of the Dirichlet fits' Pop means."""
     priors = ch.value("priors")
-    beta_mean = priors["Pop Beta a"] / (priors["Pop Beta a"] + priors["Pop Beta b"])
+    beta_mean = priors["Pop shape a"] / (priors["Pop shape a"] + priors["Pop shape b"])
     assert np.max(np.abs(beta_mean - priors["Pop"])) < 0.02
 
 
