@@ -3,7 +3,7 @@
 # fixed-point iteration (Minka 2000, eq. 55). hbm.eb uses dm_loglik; hbm.eb's fit does the
 # same maximisation on histograms, with the boundary cases (alpha_k = 0, kappa = infinity).
 import numpy as np
-from scipy.special import digamma, gammaln
+from scipy import special
 
 
 def dm_loglik(alpha, counts):
@@ -12,11 +12,11 @@ def dm_loglik(alpha, counts):
     a = np.asarray(alpha, dtype=float)
     n, kappa = x.sum(axis=1), a.sum()
     per_unit = (
-        gammaln(n + 1)
-        - gammaln(x + 1).sum(axis=1)
-        + gammaln(kappa)
-        - gammaln(n + kappa)
-        + (gammaln(x + a) - gammaln(a)).sum(axis=1)
+        special.gammaln(n + 1)
+        - special.gammaln(x + 1).sum(axis=1)
+        + special.gammaln(kappa)
+        - special.gammaln(n + kappa)
+        + (special.gammaln(x + a) - special.gammaln(a)).sum(axis=1)
     )
     return float(per_unit.sum())
 
@@ -30,8 +30,8 @@ def fit_dm(counts, tol=1e-10, max_iter=100_000):
     alpha = xu.sum(axis=0) / n.sum()  # start: the pooled shares, kappa = 1
     for _ in range(max_iter):
         kappa = alpha.sum()
-        top = (digamma(xu + alpha) - digamma(alpha)).sum(axis=0)
-        bottom = (digamma(n + kappa) - digamma(kappa)).sum()
+        top = (special.digamma(xu + alpha) - special.digamma(alpha)).sum(axis=0)
+        bottom = (special.digamma(n + kappa) - special.digamma(kappa)).sum()
         new = alpha * top / bottom
         if np.max(np.abs(new - alpha) / alpha) < tol:
             alpha = new
