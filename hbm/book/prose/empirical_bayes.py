@@ -42,8 +42,12 @@ def priors_sentence(kappa_hat: pd.Series, global_kappa: float) -> Inline:
                      "Bayes gives every user there the regional profile and nothing of their own.")
     above = int((kappa_hat > global_kappa).sum())
     n = len(kappa_hat)
-    relation = (f"below {count(above)} of the {count(n)} regional estimates" if above
-                else f"below none of the {count(n)} regional estimates")
+    if above == n:
+        relation = "below every regional estimate"
+    elif above:
+        relation = f"below {count(above)} of the {count(n)} regional estimates"
+    else:
+        relation = "below none of the regional estimates"
     tail = (": a single prior must also cover the differences between regions." if above > n / 2
             else ".")
     parts.append(f"One prior for everybody has $\\hat\\kappa =$ {num(global_kappa)}, {relation}{tail}")

@@ -27,7 +27,7 @@ def test_priors_sentence_regions_boundary_and_global():
     assert "In C the estimate sits on the boundary" in text
     assert "below 2 of the 3 regional estimates: a single prior" in text
     one = prose.priors_sentence(pd.Series({"A": 10.0}), 20.0)
-    assert one.startswith("Users in A have") and "below none of the 1" in one
+    assert one.startswith("Users in A have") and "below none of the regional estimates" in one
 
 
 def test_truth_sentence_with_and_without_truth():
