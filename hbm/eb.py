@@ -28,6 +28,8 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from hbm.pooling import _estimates_and_errors, _factorize, _weighted_group_means
+from hbm.dirichlet_multinomial import dm_loglik
+from hbm.normal_normal import nn_loglik
 
 __all__ = [
     "NormalNormalFit",
@@ -75,8 +77,8 @@ def normal_normal_loglik(mu, tau, estimates, std_errors) -> float:
         \ell(\mu, \tau) = -\tfrac12 \sum_i \Big[\log\{2\pi(s_i^2+\tau^2)\}
         + \frac{(y_i-\mu_i)^2}{s_i^2+\tau^2}\Big]
 
-    [@efron1975; @gelman2013, sec. 5.4], computed as the sum of
-    ``scipy.stats.norm.logpdf(y_i, mu_i, sqrt(s_i^2 + tau^2))``.
+    [@efron1975; @gelman2013, sec. 5.4], computed by :func:`hbm.normal_normal.nn_loglik`
+    (the code chapter 4 shows).
 
     Parameters
     ----------
@@ -106,7 +108,7 @@ def normal_normal_loglik(mu, tau, estimates, std_errors) -> float:
         raise ValueError("mu must be a scalar or have one value per unit")
     if not np.all(np.isfinite(m)):
         raise ValueError("mu must be finite")
-    return float(stats.norm.logpdf(y, m, np.sqrt(s**2 + tau**2)).sum())
+    return nn_loglik(m, tau, y, s)
 
 
 def normal_normal_posterior(
@@ -793,7 +795,8 @@ def dirichlet_multinomial_loglik(alpha, counts) -> float:
         + \log\Gamma(A) - \log\Gamma(n_i + A)
         + \sum_k \{\log\Gamma(x_{ik}+\alpha_k) - \log\Gamma(\alpha_k)\}\Big]
 
-    [@mosimann1962; @minka2000], computed with ``scipy.stats.dirichlet_multinomial.logpmf``.
+    [@mosimann1962; @minka2000], computed by :func:`hbm.dirichlet_multinomial.dm_loglik` (the code
+    chapter 4 shows).
     Units with ``n_i = 0`` contribute 0.
 
     Parameters
@@ -815,7 +818,7 @@ def dirichlet_multinomial_loglik(alpha, counts) -> float:
     """
     x = _count_matrix(counts)
     a = _check_alpha(alpha, x.shape[1])
-    return float(stats.dirichlet_multinomial.logpmf(x, a, x.sum(axis=1)).sum())
+    return dm_loglik(a, x)
 
 
 @dataclass(frozen=True, eq=False)

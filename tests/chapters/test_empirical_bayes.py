@@ -40,7 +40,7 @@ def test_priors_are_hbm_eb_fits(ch):
     priors = ch.value("priors")
     for region in plays["region"].cat.categories:
         fit = eb.fit_dirichlet_multinomial(x[(plays["region"] == region).to_numpy()])
-        assert priors.loc[region, "kappa"] == pytest.approx(fit.concentration, rel=1e-12)
+        assert priors.loc[region, "κ"] == pytest.approx(fit.concentration, rel=1e-12)
         assert priors.loc[region, "users"] == 30
     assert priors.loc["All users", "users"] == len(plays)
 
@@ -48,7 +48,7 @@ def test_priors_are_hbm_eb_fits(ch):
 def test_pop_beta_priors_match_dirichlet_means(ch):
     """The beta-binomial Pop priors have means within 0.02 of the Dirichlet fits' Pop means."""
     priors = ch.value("priors")
-    beta_mean = priors["Pop Beta a"] / (priors["Pop Beta a"] + priors["Pop Beta b"])
+    beta_mean = priors["Pop shape a"] / (priors["Pop shape a"] + priors["Pop shape b"])
     assert np.max(np.abs(beta_mean - priors["Pop"])) < 0.02
 
 
@@ -187,11 +187,77 @@ def test_no_claim_of_the_music_chapters_settings(root):
 
 
 def test_predictive_check(ch):
-    """The plug-in predictive check has one spread per region and genre, and the summary quotes its verdict."""
+    """The plug-in predictive check has one spread per region and genre, and the summary gives its verdict in other words."""
     from hbm.book.prose import empirical_bayes as prose
     table = ch.value("eb_ppc")
     assert len(table) == len(ch.value("regions")) * len(GENRES)
-    assert prose.ppc_sentence(table["p"]) in ch.value("summary_text")
+    assert "predictive check" in ch.value("summary_text")
+    assert prose.ppc_sentence(table["p"]) not in ch.value("summary_text")
+
+
+def test_shown_dm_fit_matches_the_library(ch):
+    """fit_dm (the code the page shows) gives all users' alpha-hat within 1e-6 of hbm.eb's, and its likelihood is hbm.eb's."""
+    from hbm.dirichlet_multinomial import dm_loglik, fit_dm
+
+    x = counts_matrix(load_music(ROOT / "data/music_plays.csv"))
+    lib = eb.fit_dirichlet_multinomial(x, empty="zero")
+    assert np.max(np.abs(fit_dm(x) - lib.alpha)) < 1e-6 * lib.alpha.max()
+    assert ch.value("largest_gap") < 1e-6
+    assert dm_loglik(lib.alpha, x) == pytest.approx(eb.dirichlet_multinomial_loglik(lib.alpha, x), rel=1e-12)
+
+
+def test_shown_normal_normal_fit_matches_the_library(ch):
+    """fit_nn (the code the page shows) gives tau-hat 0 and the library's mu-hat on the eight schools, and tau-hat within 1e-6 on tripled estimates."""
+    from hbm.normal_normal import fit_nn
+
+    s = load_eight_schools(ROOT / "data/eight_schools.csv")
+    assert ch.value("tau_hat") == 0.0
+    assert ch.value("mu_hat") == pytest.approx(ch.value("schools_eb.mu"), rel=1e-12)
+    mu3, tau3 = fit_nn(3 * s["y"], s["se"])
+    lib = eb.fit_normal_normal(3 * s["y"], s["se"])
+    assert tau3 == pytest.approx(lib.tau, rel=1e-6) and mu3 == pytest.approx(lib.mu, rel=1e-6)
+
+
+def test_stated_priors_are_the_fitted_ones(ch):
+    """The model's priors are the numbers the text states (log c ~ N(3, 1), log kappa ~ N(3, 1.5)), which are hbm.scale.model's; the schools' are N(0, 50^2) and Half-Cauchy(5)."""
+    from hbm.scale import model
+
+    fitted = ch.value("fitted_priors")
+    assert fitted["c"] == [3.0, 1.0] == list(model.C_PRIOR)
+    assert fitted["log_kappa"] == [3.0, 1.5] == list(model.KAPPA_PRIOR)
+    assert ch.value("mu_prior_sd") == 50.0 and ch.value("tau_prior_scale") == 5.0
+    text = (ROOT / CHAPTER).read_text(encoding="utf-8")
+    assert "$\\log c \\sim N(3, 1)$" in text and "$\\log \\kappa_r \\sim N(3, 1.5)$" in text
+    assert "$\\mu \\sim N(0, 50^2)$" in text and "\\text{Half-Cauchy}(0, 5)$" in text
+
+
+def test_simulated_log_declares_the_books_generating_values(ch):
+    """The generating values written in the scale cell are the music simulation's, and the seed is the book's."""
+    from hbm.book.common import SEED
+    from hbm.book.simulate import REGION_KAPPA, REGION_PROFILES
+
+    assert ch.value("PROFILES") == REGION_PROFILES
+    assert ch.value("KAPPA") == REGION_KAPPA
+    assert ch.value("seed") == SEED
+
+
+def test_copied_code_runs_and_reproduces_the_estimates(ch, tmp_path):
+    """The visible code, run alone in an empty folder (fast mode), exits 0; closed forms and ML fits match to 1e-9, MCMC estimates within 0.15 (kappa: 15%)."""
+    from booktools import copyscript
+
+    exact = ["float(kappa_hat.max())", "float(kappa_hat.min())", "float(global_prior.concentration)",
+             "float(schools_eb.tau)", "float(mu_hat)", "float(tau_hi)", "float(p_tau_above)",
+             "float(recovered['ratio'].max())", "float(eb_ppc['observed'].sum())"]
+    mcmc = ["float(mean_gap.max())", "float(ratio_light)"]
+    relative = ["float(kappa_compare['FB mean'].max())", "float(kappa_compare['FB mean'].min())"]
+    run = copyscript.run(ROOT / CHAPTER, keys=exact + mcmc + relative, folder=tmp_path / "copy")
+    assert run.ok, run.tail()
+    for key in exact:
+        assert run.keys[key] == pytest.approx(float(ch.value(key)), rel=1e-9), key
+    for key in mcmc:  # fast mode: 2 chains of 150 draws
+        assert abs(run.keys[key] - float(ch.value(key))) < 0.15, key
+    for key in relative:
+        assert run.keys[key] == pytest.approx(float(ch.value(key)), rel=0.15), key
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

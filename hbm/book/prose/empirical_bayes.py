@@ -42,8 +42,12 @@ def priors_sentence(kappa_hat: pd.Series, global_kappa: float) -> Inline:
                      "Bayes gives every user there the regional profile and nothing of their own.")
     above = int((kappa_hat > global_kappa).sum())
     n = len(kappa_hat)
-    relation = (f"below {count(above)} of the {count(n)} regional estimates" if above
-                else f"below none of the {count(n)} regional estimates")
+    if above == n:
+        relation = "below every regional estimate"
+    elif above:
+        relation = f"below {count(above)} of the {count(n)} regional estimates"
+    else:
+        relation = "below none of the regional estimates"
     tail = (": a single prior must also cover the differences between regions." if above > n / 2
             else ".")
     parts.append(f"One prior for everybody has $\\hat\\kappa =$ {num(global_kappa)}, {relation}{tail}")
@@ -177,7 +181,7 @@ def ppc_sentence(pvalues: pd.Series) -> Inline:
 
 def summary_bullets(mean_gap_max: float, ratio_light: float, light_cut: int, tau_hat: float,
                     p_tau_above: float, tau_threshold: float, kappa_error: float, users_per_region_scale: int,
-                    ppc: Inline, fb_ok: bool) -> Inline:
+                    ppc_pvalues: pd.Series, fb_ok: bool) -> Inline:
     """The chapter's summary as Markdown bullet points."""
     lines = [
         f"- On the regional data empirical Bayes and full Bayes posterior means differ by at most "
@@ -200,5 +204,12 @@ def summary_bullets(mean_gap_max: float, ratio_light: float, light_cut: int, tau
                      f"averages over $\\tau$ (probability {pct(p_tau_above)} that it exceeds {fmt(tau_threshold, 'g')}).")
     lines.append(f"- At scale it is cheap and exact enough: with about {count(users_per_region_scale)} users a region the "
                  f"simulated concentrations are recovered within {pct(kappa_error, 1)}.")
-    lines.append(f"- Predictive check: {ppc}")
+    from scipy.stats import binom
+
+    extreme = int(((ppc_pvalues < 0.025) | (ppc_pvalues > 0.975)).sum())
+    misfit = extreme > 0 and binom.sf(extreme - 1, len(ppc_pvalues), 0.05) < 0.05
+    lines.append("- The fitted priors do not reproduce how much users differ in some regions and genres: the "
+                 "predictive check finds more extreme spreads than chance would give." if misfit else
+                 "- The fitted priors reproduce how much users differ within each region: the predictive check finds "
+                 "no clear misfit.")
     return Inline("\n".join(lines))

@@ -27,7 +27,7 @@ def test_priors_sentence_regions_boundary_and_global():
     assert "In C the estimate sits on the boundary" in text
     assert "below 2 of the 3 regional estimates: a single prior" in text
     one = prose.priors_sentence(pd.Series({"A": 10.0}), 20.0)
-    assert one.startswith("Users in A have") and "below none of the 1" in one
+    assert one.startswith("Users in A have") and "below none of the regional estimates" in one
 
 
 def test_truth_sentence_with_and_without_truth():
@@ -92,7 +92,7 @@ def test_ppc_and_summary():
     """Predictive check both ways; summary bullets for tau 0 and tau > 0, passing and failing full Bayes fit."""
     assert prose.ppc_sentence(pd.Series({"a": 0.5})).startswith("None of the 1")
     assert prose.ppc_sentence(pd.Series({"a": 0.001, "b": 0.999})).startswith("2 of the 2 observed statistics lie in the outer 5% of their predictive distributions under")
-    s = prose.summary_bullets(0.01, 0.9, 15, 0.0, 0.25, 5.0, 0.03, 12500, "ok.", True)
+    s = prose.summary_bullets(0.01, 0.9, 15, 0.0, 0.25, 5.0, 0.03, 12500, pd.Series([0.5] * 20), True)
     assert "loses almost nothing." in s and "collapse" in s and s.count("\n- ") == 4
-    s = prose.summary_bullets(0.05, float("nan"), 15, 3.0, 0.25, 5.0, 0.03, 12500, "ok.", False)
-    assert "even for the means" in s and "rough" in s and "not on the boundary" in s and "narrower" not in s
+    s = prose.summary_bullets(0.05, float("nan"), 15, 3.0, 0.25, 5.0, 0.03, 12500, pd.Series([0.001] * 20), False)
+    assert "even for the means" in s and "rough" in s and "not on the boundary" in s and "narrower" not in s and "do not reproduce" in s
