@@ -46,8 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hbm import intervals, posterior
-from hbm.scale import model
+from hbm import posterior
+from hbm.scale import three_level
 from hbm.book.data import GENRE_LABELS, GENRES, counts_matrix
 
 __all__ = [
@@ -73,12 +73,10 @@ __all__ = [
     "recovery",
 ]
 
-#: Prior of log c (mean, sd): c between about 3 and 140 (95%), median 20. The one definition is
-#: :data:`hbm.scale.model.C_PRIOR` (the full Bayes job at scale fits the same model).
-C_PRIOR: tuple[float, float] = model.C_PRIOR
-#: Prior of log kappa_r (mean, sd): kappa_r between about 1 and 380 (95%), median 20. The one
-#: definition is :data:`hbm.intervals.KAPPA_PRIOR` (the intervals chapter's grid posterior uses it too).
-KAPPA_PRIOR: tuple[float, float] = intervals.KAPPA_PRIOR
+#: Priors of log c and log kappa_r (mean, sd): the one definition is :mod:`hbm.scale.three_level`
+#: (shown in the chapter; the full Bayes job at scale fits the same model).
+C_PRIOR: tuple[float, float] = three_level.C_PRIOR
+KAPPA_PRIOR: tuple[float, float] = three_level.KAPPA_PRIOR
 
 
 def region_codes(plays: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
@@ -162,48 +160,8 @@ def user_shares_long(plays: pd.DataFrame) -> pd.DataFrame:
     return wide.melt(id_vars=["user_id", "region", "n"], var_name="genre", value_name="share")
 
 
-def three_level_model(plays: pd.DataFrame, *, c_prior=C_PRIOR, kappa_prior=KAPPA_PRIOR):
-    """The three-level multinomial-Dirichlet model of the module docstring, in PyMC.
-
-    The user level :math:`\\theta_i` is integrated out: the likelihood is
-    ``pm.DirichletMultinomial(n=n_i, a=alpha[r(i)])``. The regional profiles are *centered*,
-    ``p ~ Dirichlet(c * p_global)``, because each region's many users pin its profile down
-    (no funnel between :math:`c` and :math:`p_r`); the concentrations are sampled on the log
-    scale, ``log_kappa ~ Normal``, separately from the profiles, so that the posterior's two
-    kinds of uncertainty (how alike users are, what they like) lie along different
-    coordinates.
-
-    Parameters
-    ----------
-    plays : pandas.DataFrame
-        From :func:`hbm.book.data.load_music`: ``user_id``, ``region`` and one count column per
-        genre of :data:`hbm.book.data.GENRES`. Any number of users and regions; users with zero
-        plays contribute nothing to the likelihood.
-    c_prior, kappa_prior : tuple of float
-        (mean, sd) of the normal priors on :math:`\\log c` and :math:`\\log \\kappa_r`.
-
-    Returns
-    -------
-    pymc.Model
-        Coordinates ``genre``, ``region``, ``user``; free variables ``p_global``
-        (genre), ``c``, ``p`` (region, genre), ``log_kappa`` (region); deterministics
-        ``kappa`` (region) and ``alpha`` (region, genre); observed ``plays`` (user, genre).
-    """
-    import pymc as pm
-
-    x = counts_matrix(plays)
-    codes, regions = region_codes(plays)
-    coords = {
-        "genre": list(GENRES),
-        "region": regions,
-        "user": plays["user_id"].astype(str).tolist(),
-    }
-    with pm.Model(coords=coords) as three_level:
-        _, alpha = model.regional_hyperpriors(len(GENRES), c_prior, kappa_prior)
-        pm.DirichletMultinomial(
-            "plays", n=x.sum(axis=1), a=alpha[codes], observed=x, dims=("user", "genre")
-        )
-    return three_level
+#: The model, from :mod:`hbm.scale.three_level` (one copy, shown in the chapter).
+three_level_model = three_level.three_level_model
 
 
 def fit_three_level(plays: pd.DataFrame, random_seed, *, draws: int = 1000,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from hbm import intervals
+from hbm.scale.three_level import C_PRIOR, KAPPA_PRIOR, regional_priors
 
 __all__ = [
     "C_PRIOR",
@@ -49,10 +49,7 @@ __all__ = [
     "histogram_model",
 ]
 
-#: Prior of log c (mean, sd): c between about 3 and 140 (95%), median 20.
-C_PRIOR: tuple[float, float] = (3.0, 1.0)
-#: Prior of log kappa_r (mean, sd): the one definition is :data:`hbm.intervals.KAPPA_PRIOR`.
-KAPPA_PRIOR: tuple[float, float] = intervals.KAPPA_PRIOR
+# C_PRIOR (log c) and KAPPA_PRIOR (log kappa_r): one definition, in hbm.scale.three_level.
 
 
 @dataclass(frozen=True)
@@ -154,30 +151,9 @@ def histogram_loglik(alpha, bins: HistogramBins) -> float:
         + np.sum(bins.count_weight * (special.gammaln(ac + bins.count_x) - special.gammaln(ac))))
 
 
-def regional_hyperpriors(n_genres: int, c_prior=C_PRIOR, kappa_prior=KAPPA_PRIOR):
-    """Declare the model's upper levels in the current ``pymc.Model`` (dims ``region``, ``genre``).
-
-    Free variables ``p_global`` (genre), ``c``, ``p`` (region, genre, centred), ``log_kappa``
-    (region); deterministics ``kappa`` (region) and ``alpha`` (region, genre). Both
-    :func:`hbm.book.music.three_level_model` and :func:`histogram_model` call it, so the two
-    fits have the same priors.
-
-    Returns
-    -------
-    kappa, alpha : pytensor variables
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    p_global = pm.Dirichlet("p_global", a=np.ones(n_genres), dims="genre")
-    c = pm.LogNormal("c", mu=c_prior[0], sigma=c_prior[1])
-    p = pm.Dirichlet("p", a=c * p_global, dims=("region", "genre"))
-    log_kappa = pm.Normal(
-        "log_kappa", mu=kappa_prior[0], sigma=kappa_prior[1], dims="region"
-    )
-    kappa = pm.Deterministic("kappa", pt.exp(log_kappa), dims="region")
-    alpha = pm.Deterministic("alpha", kappa[:, None] * p, dims=("region", "genre"))
-    return kappa, alpha
+#: Declare the model's upper levels in the current ``pymc.Model``: the one definition is
+#: :func:`hbm.scale.three_level.regional_priors`, shown in the music chapter.
+regional_hyperpriors = regional_priors
 
 
 def histogram_model(bins: HistogramBins, regions: Sequence[str], genres: Sequence[str], *,

@@ -202,10 +202,14 @@ def test_summaries_equal_the_replaced_quantile_code(rng):
 
 
 def test_kappa_prior_is_the_one_library_constant():
-    """The music model's prior on log kappa_r is hbm.intervals.KAPPA_PRIOR, (3, 1.5): one definition."""
+    """The music model's priors are hbm.scale.three_level's numbers, log c ~ N(3, 1) and log κ_r ~ N(3, 1.5), the intervals chapter's too."""
     from hbm import intervals
+    from hbm.scale import model as scale_model, three_level
 
-    assert music.KAPPA_PRIOR is intervals.KAPPA_PRIOR and music.KAPPA_PRIOR == (3.0, 1.5)
+    assert music.KAPPA_PRIOR is three_level.KAPPA_PRIOR is scale_model.KAPPA_PRIOR
+    assert music.C_PRIOR is three_level.C_PRIOR is scale_model.C_PRIOR == (3.0, 1.0)
+    assert music.KAPPA_PRIOR == intervals.KAPPA_PRIOR == (3.0, 1.5)
+    assert music.three_level_model is three_level.three_level_model
     model = music.three_level_model(TOY)
     mu, sigma = model["log_kappa"].owner.inputs[-2:]
     assert (np.unique(mu.eval()).tolist(), np.unique(sigma.eval()).tolist()) == ([3.0], [1.5])

@@ -1,16 +1,20 @@
 """Chapter "Regional music preferences": its fits, recovery, borrowing strength and robustness."""
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from booktools import checks as quarto
+from booktools.copyscript import run as run_copy
 from hbm.book import music
 from booktools.execute import execute_chapter
 from tests.variants import VARIANTS
 
 CHAPTER = "chapters/music.qmd"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -182,11 +186,58 @@ def test_own_data_sentences(variant, name):
         assert "not reliable here" in shown
 
 
+def test_copied_code_runs_alone_and_reproduces_the_estimates(ch):
+    """The visible code alone (fast mode): data summaries and observed check statistics exactly; κ_r within a factor 1.25."""
+    run = run_copy(CHAPTER, keys=["plays_per_user.to_json()", "SEED", "ppc_table['observed'].to_json()",
+                                  "summary['mean'].to_json()"])
+    assert run.ok, run.tail()
+    assert run.keys["SEED"] == ch.value("SEED")
+    assert list(json.loads(run.keys["plays_per_user.to_json()"]).values()) == ch.value("totals").tolist()
+    observed = json.loads(run.keys["ppc_table['observed'].to_json()"])
+    book_observed = ch.value("ppc_table")["observed"]
+    assert set(observed) == set(book_observed.index)
+    for statistic, value in book_observed.items():
+        assert observed[statistic] == pytest.approx(value, rel=1e-9), statistic
+    means = json.loads(run.keys["summary['mean'].to_json()"])
+    profiles, kappas = ch.value("profiles"), ch.value("kappas")
+    # Fast mode samples 2 chains of 150 draws after 150 tuning steps: only the ranges are checked.
+    copied = np.array([means[f"profile ({r}, {g})"] for r, g in zip(profiles["region"], profiles["genre"])])
+    assert np.all((copied > 0) & (copied < 1))
+    copied_kappa = np.array([means[f"κ ({region})"] for region in kappas.index])
+    print("κ, copy (fast) vs book:", copied_kappa, kappas["mean"].to_numpy())
+    assert np.all(np.isfinite(copied_kappa) & (copied_kappa > 0))
+    assert np.all(np.abs(np.log(copied_kappa / kappas["mean"].to_numpy())) < np.log(1.25))
+
+
+def test_stated_priors_are_the_fitted_ones(ch):
+    """The priors the text states, log c ~ N(3, 1) and log κ_r ~ N(3, 1.5), are the fitted model's; the page shows the model file."""
+    from hbm.scale.three_level import three_level_model
+
+    model = three_level_model(ch.value("plays"))  # the chapter fits three_level_model(plays)
+    for name, stated in (("c", (3.0, 1.0)), ("log_kappa", (3.0, 1.5))):
+        mu, sigma = model[name].owner.inputs[-2:]
+        assert (float(np.unique(mu.eval())[0]), float(np.unique(sigma.eval())[0])) == stated, name
+    text = (ROOT / CHAPTER).read_text()
+    assert "{{< include ../hbm/scale/three_level.py >}}" in text and "model = three_level_model(plays)\n" in text
+    source = (ROOT / "hbm/scale/three_level.py").read_text()
+    assert '"""' not in source and "with pm.Model(coords=coords)" in source
+
+
+def test_kappa_prior_sensitivity_and_prior_check(ch):
+    """The κ prior sensitivity table has every region under three prior scales; the prior predictive check has a spread per region."""
+    table = ch.value("kappa_sensitivity")
+    assert list(table.index) == list(ch.value("regions")) and table.shape[1] == 3
+    assert ch.value("kappa_ratio") >= 1.0
+    assert len(ch.value("prior_spread")) == len(ch.value("regions"))
+
+
 def _copy_project(root, tmp_path):
     """A minimal project copy: the chapter and the data folder."""
     (tmp_path / "chapters").mkdir()
     shutil.copy(root / CHAPTER, tmp_path / CHAPTER)
     shutil.copytree(root / "data", tmp_path / "data")
+    (tmp_path / "hbm" / "scale").mkdir(parents=True)  # the model file the chapter includes
+    shutil.copy(root / "hbm/scale/three_level.py", tmp_path / "hbm/scale/three_level.py")
     return tmp_path / "data" / "music_plays.csv"
 
 
