@@ -36,7 +36,7 @@ def _row(version, sampler, fit, compile_s, sampling_s, var_names="model"):
     from hbm.book.creators import HYPERPARAMETERS
 
     if var_names == "model":
-        var_names = [*HYPERPARAMETERS, "tau"]
+        var_names = [*HYPERPARAMETERS, "theta"]
     checks = diagnostics.check(fit, var_names=var_names)
     return {
         "version": version,

@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hbm import creators as _model
+from hbm.models import creators as _model
 from hbm import posterior
 from hbm.book.common import Inline, fmt, pct
 from hbm.metrics import SIZE_BINS
@@ -107,7 +107,7 @@ def creator_arrays(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
     )
 
 
-#: The model and the creators' conditional draws live in :mod:`hbm.creators` (the chapter shows that
+#: The model and the creators' conditional draws live in :mod:`hbm.models.creators` (the chapter shows that
 #: file): one copy, re-exported here for the replication study and the tests.
 build_model = _model.build_model
 creator_conditional_moments = _model.conditional_moments

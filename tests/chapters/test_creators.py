@@ -83,14 +83,14 @@ def test_noncentered_is_worse_than_centered(ch):
 
 
 def test_pymc_model_is_build_model_and_its_code_is_shown():
-    """The chapter samples hbm.creators.build_model(..., 'marginal') (one implementation) and shows that file in full in a visible cell."""
+    """The chapter samples hbm.models.creators.build_model(..., 'marginal') (one implementation) and shows that file in full in a visible cell."""
     from booktools.copyscript import visible_cells
 
     _, cells, _ = read_chapter(ROOT / CHAPTER)
     model_cell = next(c.source for c in cells if re.search(r"fit = nutpie\.sample\(\s*compiled", c.source))
     assert 'creator_model = build_model(creators, "marginal")' in model_cell
-    assert "from hbm.creators import add_creator_draws, build_model" in model_cell
-    assert "```{python}\n{{< include ../hbm/creators.py >}}\n```" in (ROOT / CHAPTER).read_text(encoding="utf-8")
+    assert "from hbm.models.creators import add_creator_draws, build_model" in model_cell
+    assert "```{python}\n{{< include ../hbm/models/creators.py >}}\n```" in (ROOT / CHAPTER).read_text(encoding="utf-8")
     shown = "\n".join(visible_cells(ROOT / CHAPTER))
     assert "def build_model(" in shown and 'if parameterization == "marginal":' in shown
     assert "def add_creator_draws(" in shown
@@ -324,7 +324,7 @@ def test_pymc_priors_are_the_stated_ones():
     import pandas as pd
     from scipy import stats
 
-    from hbm.creators import build_model
+    from hbm.models.creators import build_model
 
     df = pd.DataFrame({"creator_id": ["a", "b"], "genre": ["x", "y"], "effect": [0.1, 0.2], "se": [0.3, 0.4]})
     for scale in (1.0, 4.0):

@@ -1,8 +1,7 @@
-"""The sentences, captions and verdicts of each chapter, built from its computed results.
+"""Sentence helpers for the chapters' hidden cells.
 
-One module per chapter (``hbm.book.prose.creators`` for ``chapters/creators.qmd``). Each
-function takes the chapter's computed results (and ``truth=None`` where no simulation truth is
-available) and returns the text the page shows, so every branch (no truth, a failed fit, a
-verdict either way) is unit-tested without executing the chapter; the chapter's prose calls it
-inline. Nothing here computes a statistic: that is the library's job (:mod:`hbm`).
+:mod:`hbm.book.prose.common` holds the phrases every chapter needs (counts of a whole, numbers
+of any scale, the one failed-fit warning). The chapters write their prose by hand in the
+``.qmd``; two chapters (music, empirical Bayes) still call a module of their own here for some
+verdicts, until their prose moves into the page too.
 """
