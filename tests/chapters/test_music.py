@@ -203,6 +203,7 @@ def test_copied_code_runs_alone_and_reproduces_the_estimates(ch):
     # Fast mode samples 2 chains of 150 draws after 150 tuning steps: only the ranges are checked.
     copied = np.array([means[f"profile ({r}, {g})"] for r, g in zip(profiles["region"], profiles["genre"])])
     assert np.all((copied > 0) & (copied < 1))
+    np.testing.assert_allclose(copied, profiles["mean"].to_numpy(), atol=0.05)  # rows paired by label
     copied_kappa = np.array([means[f"κ ({region})"] for region in kappas.index])
     print("κ, copy (fast) vs book:", copied_kappa, kappas["mean"].to_numpy())
     assert np.all(np.isfinite(copied_kappa) & (copied_kappa > 0))
@@ -259,3 +260,10 @@ def test_bad_data_stops_with_a_data_error(root, tmp_path):
     assert executed.error is not None
     assert "DataError" in executed.error and "music_plays.csv" in executed.error
     assert "'rock'" in executed.error and "line 6" in executed.error
+
+
+def test_summary_rows_carry_their_own_labels(ch):
+    """Each 'profile (region, genre)' row of the page's az.summary is that region's and genre's posterior mean (label, not position)."""
+    summary, profiles = ch.value("summary"), ch.value("profiles")
+    for _, row in profiles.iterrows():
+        assert float(summary.loc[f"profile ({row['region']}, {row['genre']})", "mean"]) == pytest.approx(row["mean"], abs=0.01)
