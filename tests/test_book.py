@@ -380,6 +380,9 @@ def test_references_are_complete():
     assert len(entries) == text.count("\n@") + text.startswith("@")
     problems = []
     for kind, key, body in entries:
+        names = re.findall(r"^\s*(\w+)\s*=", body, flags=re.M)
+        if len(names) != len(set(names)):
+            problems.append(f"{key}: a field given twice (Pandoc cannot read the file)")
         fields = dict(re.findall(r"^\s*(\w+)\s*=\s*\{(.*)\},?\s*$", body, flags=re.M))
         missing = BIB_REQUIRED.get(kind.lower(), set()) - set(fields)
         if kind.lower() not in BIB_REQUIRED or missing:
