@@ -116,6 +116,7 @@ def test_agrees_with_chapter_3_fit_within_monte_carlo_error(both_fits):
     for var in ("log_kappa", "p"):
         a = az.summary(chapter, var_names=[var], kind="all", round_to="none")
         b = az.summary(here.fit, var_names=[var], kind="all", round_to="none")
+        b = b.loc[a.index]  # paired by label: the chapter's model orders regions by first appearance
         gap = np.abs(a["mean"].to_numpy() - b["mean"].to_numpy())
         se = np.hypot(a["mcse_mean"].to_numpy(), b["mcse_mean"].to_numpy())
         assert np.all(gap < 4 * se + 1e-12), (var, gap / se)
@@ -130,6 +131,9 @@ def test_user_posteriors_agree_with_chapter_3(both_fits):
     table = mixture.pair_posteriors(histograms.count_pairs(x, reg), here.alpha)
     keys = histograms.encode_pairs(reg[:, None], np.arange(K)[None, :], x.sum(axis=1)[:, None], x, K)
     rows = table.locate(keys.ravel()).reshape(keys.shape)
-    ref = music.user_posteriors(music.alpha_draws(chapter), x, reg, rng=np.random.default_rng(SEED))
+    # The chapter's regions are in order of first appearance; reg codes follow simulate.REGIONS.
+    order = [str(r) for r in chapter["posterior"]["region"].values]
+    alpha = music.alpha_draws(chapter)[:, [order.index(r) for r in simulate.REGIONS], :]
+    ref = music.user_posteriors(alpha, x, reg, rng=np.random.default_rng(SEED))
     assert np.max(np.abs(table.mean[rows] - ref.mean)) < 0.01
     assert np.max(np.abs(table.upper[rows] - ref.upper)) < 0.03
