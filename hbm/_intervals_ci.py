@@ -1,5 +1,7 @@
-# Three 95% confidence intervals for a region's mean share p of one genre, from each user's plays
-# y_i of that genre out of n_i plays. Each works on one data set (y of shape (m,)) or on R
+# Three 95% confidence intervals for a region's mean share p of one genre, from each
+# user's plays
+# y_i of that genre out of n_i plays. Each works on one data set (y of shape (m,)) or on
+# R
 # simulated data sets at once (shape (R, m)); n is the same for all.
 from dataclasses import dataclass
 
@@ -40,7 +42,8 @@ def batch_result(single, estimate, lower, upper):
     return Intervals(estimate, lower, upper)
 
 
-# 1. Every play an independent coin flip: the binomial (Wald) interval on q = sum(y) / sum(n).
+# 1. Every play an independent coin flip: the binomial (Wald) interval on q = sum(y) /
+# sum(n).
 def naive_binomial_interval(y, n, prob=0.95):
     y, n, single = as_batch(y, n)
     z = stats.norm.ppf(0.5 + prob / 2)
@@ -50,8 +53,10 @@ def naive_binomial_interval(y, n, prob=0.95):
     return batch_result(single, q, q - half, q + half)
 
 
-# 2. Users as clusters: the mean of users' shares, p_hat = mean(y_i / n_i), plus or minus a t
-# quantile times its cluster-robust standard error s / sqrt(m). With one user: no interval.
+# 2. Users as clusters: the mean of users' shares, p_hat = mean(y_i / n_i), plus or
+# minus a t
+# quantile times its cluster-robust standard error s / sqrt(m). With one user: no
+# interval.
 def cluster_t_interval(y, n, prob=0.95):
     y, n, single = as_batch(y, n)
     shares = y / n
@@ -64,8 +69,10 @@ def cluster_t_interval(y, n, prob=0.95):
     return batch_result(single, estimate, estimate - half, estimate + half)
 
 
-# 3. Resample whole users with replacement (a cluster bootstrap), recompute p_hat each time, and
-# take the 2.5% and 97.5% quantiles of the n_boot resampled means (the percentile interval).
+# 3. Resample whole users with replacement (a cluster bootstrap), recompute p_hat each
+# time, and
+# take the 2.5% and 97.5% quantiles of the n_boot resampled means (the percentile
+# interval).
 def cluster_bootstrap_interval(y, n, prob=0.95, n_boot=1000, *, rng, chunk=64):
     y, n, single = as_batch(y, n)
     shares = y / n

@@ -1,6 +1,8 @@
-# The coverage study: draw many data sets from the beta-binomial model with a known p, compute
+# The coverage study: draw many data sets from the beta-binomial model with a known p,
+# compute
 # every interval on each, and record whether it contains the p that generated the data
-# [Cook et al. 2006]. The users' play counts n_i stay as they are; each replication draws
+# [Cook et al. 2006]. The users' play counts n_i stay as they are; each replication
+# draws
 #   theta_i ~ Beta(kappa p, kappa (1 - p)),  y_i ~ Binomial(n_i, theta_i).
 import numpy as np
 import pandas as pd
@@ -11,7 +13,8 @@ from hbm.metrics import coverage_mc_error
 
 
 def simulate_successes(p, kappa, totals, *, rng, n_reps=None):
-    # p, kappa: one value per replication, or scalars repeated n_reps times -> y of shape (R, m)
+    # p, kappa: one value per replication, or scalars repeated n_reps times -> y of
+    # shape (R, m)
     p, kappa = np.atleast_1d(p).astype(float), np.atleast_1d(kappa).astype(float)
     reps = n_reps or max(len(p), len(kappa))
     p, kappa = np.broadcast_to(p, (reps,))[:, None], np.broadcast_to(kappa, (reps,))[:, None]
@@ -27,7 +30,8 @@ def draw_parameters(prior, kappa_prior, *, n_reps, rng):
 
 
 def coverage_study(p, kappa, totals, *, rng, priors, kappa_prior, n_reps=None, prob=0.95, n_boot=1000):
-    # one row per replication and interval: the truth, the interval, and whether it covered
+    # one row per replication and interval: the truth, the interval, and whether it
+    # covered
     y = simulate_successes(p, kappa, totals, rng=rng, n_reps=n_reps)
     truth = np.broadcast_to(np.asarray(p, dtype=float), (len(y),))
     found = {
@@ -52,7 +56,8 @@ def coverage_study(p, kappa, totals, *, rng, priors, kappa_prior, n_reps=None, p
 
 
 def summarise_coverage(results, by=("method",), nominal=0.95):
-    # coverage per group, its Monte Carlo standard error and a band of two of them, how many
+    # coverage per group, its Monte Carlo standard error and a band of two of them, how
+    # many
     # standard errors it lies from the nominal level, and the mean width
     out = (
         results.groupby(list(by), sort=False, observed=True)

@@ -1,11 +1,18 @@
-# The posterior of a region's mean share p in the beta-binomial model, on a grid [Gelman et al.
+# The posterior of a region's mean share p in the beta-binomial model, on a grid [Gelman
+# et al.
 # 2013, sec. 5.3], for one or more Beta priors on p:
-#   y_i ~ BetaBinomial(n_i, kappa p, kappa (1 - p)),  p ~ Beta(a, b),  log kappa ~ Normal(mu, sigma).
-# The log posterior is evaluated on a grid over (p, log kappa); kappa is summed out, and the
-# posterior mean and the equal-tailed interval of p are read off the marginal density of p.
-# The grid starts over all of (0, 1) x (mu - 6 sigma, mu + 6 sigma) and zooms in, a few times,
-# on the box where the posterior is within a factor exp(15) of its peak, so that it resolves
-# narrow posteriors as well as wide ones (20 x 20 points while zooming, then 100 x 20). No sampler:
+#   y_i ~ BetaBinomial(n_i, kappa p, kappa (1 - p)),  p ~ Beta(a, b),  log kappa ~
+# Normal(mu, sigma).
+# The log posterior is evaluated on a grid over (p, log kappa); kappa is summed out, and
+# the
+# posterior mean and the equal-tailed interval of p are read off the marginal density of
+# p.
+# The grid starts over all of (0, 1) x (mu - 6 sigma, mu + 6 sigma) and zooms in, a few
+# times,
+# on the box where the posterior is within a factor exp(15) of its peak, so that it
+# resolves
+# narrow posteriors as well as wide ones (20 x 20 points while zooming, then 100 x 20).
+# No sampler:
 # the result is exact up to the grid.
 import numpy as np
 from scipy import special
@@ -14,7 +21,8 @@ from hbm._intervals_ci import as_batch, batch_result
 
 
 def beta_binomial_loglik(y, n, p, log_kappa):
-    # y, n: (R, m); p: (R, J); log_kappa: (R, K) -> (R, J, K). The binomial coefficients, which
+    # y, n: (R, m); p: (R, J); log_kappa: (R, K) -> (R, J, K). The binomial
+    # coefficients, which
     # involve neither p nor kappa, are left out.
     m = y.shape[1]
     kappa = np.exp(log_kappa)[:, None, :]
@@ -38,7 +46,8 @@ def log_posteriors(y, n, p, log_kappa, priors, kappa_prior):
 
 
 def box(axis, keep, low, high):
-    # from the first to the last kept grid point of each row, one step wider, within [low, high]
+    # from the first to the last kept grid point of each row, one step wider, within
+    # [low, high]
     rows = np.arange(len(axis))
     first = np.argmax(keep, axis=1)
     last = keep.shape[1] - 1 - np.argmax(keep[:, ::-1], axis=1)
@@ -50,7 +59,8 @@ def box(axis, keep, low, high):
 
 
 def quantile(x, density, cdf, q):
-    # the q quantile of each row when the density is linear between grid points (the CDF is
+    # the q quantile of each row when the density is linear between grid points (the CDF
+    # is
     # then quadratic within a step: solve f0 t + slope t^2 / 2 = mass left, for t)
     rows = np.arange(len(x))
     j = np.clip((cdf < q).sum(axis=1) - 1, 0, x.shape[1] - 2)
@@ -93,7 +103,8 @@ def grid_block(y, n, priors, kappa_prior, prob, points, final, zooms):
 
 
 def grid_posterior(y, n, priors, kappa_prior, prob=0.95, *, points=20, final=100, zooms=3, chunk=32):
-    # priors: {name: (a, b)}. Returns {name: Intervals}: the posterior mean and interval of p.
+    # priors: {name: (a, b)}. Returns {name: Intervals}: the posterior mean and interval
+    # of p.
     if any(min(ab) < 1 for ab in priors.values()):
         raise ValueError("Beta priors on p need a, b >= 1 (a bounded density)")
     y, n, single = as_batch(y, n)

@@ -1,5 +1,6 @@
 # Empirical Bayes for estimates y_j with known standard errors s_j (chapter "Empirical
-# Bayes"): theta_j ~ N(mu, tau^2) integrated out leaves y_j ~ N(mu, s_j^2 + tau^2). For a
+# Bayes"): theta_j ~ N(mu, tau^2) integrated out leaves y_j ~ N(mu, s_j^2 + tau^2). For
+# a
 # given tau the best mu is the precision-weighted mean, so tau-hat maximises the profile
 # log-likelihood over [0, range of y]; tau = 0 (complete pooling) wins ties. hbm.eb uses
 # nn_loglik.

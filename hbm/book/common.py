@@ -568,7 +568,8 @@ def chapter_footer(chapter: str) -> Text:
         "",
         f"## Run it yourself {{.unnumbered #sec-{chapter}-downloads}}",
         "",
-        f"- [This chapter as a Jupyter notebook]({chapter}.ipynb): its code and text."
+        # Raw HTML: Quarto would try to resolve a Markdown link to an .ipynb as a book page.
+        f'- <a href="{chapter}.ipynb" download>This chapter as a Jupyter notebook</a>: its code and text.'
         + (f" Run it in a folder that holds a `data/` folder with {links}." if data else ""),
     ]
     saved = _SAVED.get(chapter, [])
@@ -579,7 +580,9 @@ def chapter_footer(chapter: str) -> Text:
             "Open one with `xarray.open_datatree(path)` and summarise it with `arviz.summary`, "
             "without sampling."
         )
-    lines += ["", "This chapter ran with these versions:", "", versions_markdown(), ""]
+    # In a box that scrolls sideways: eight columns do not fit a phone's width.
+    lines += ["", "This chapter ran with these versions:", "", "::: {.table-responsive}", "",
+              versions_markdown(), "", ":::", ""]
     return Text("\n".join(lines))
 
 

@@ -1,4 +1,5 @@
-# The creator model of the book's creator chapter, in PyMC, and each creator's effect drawn
+# The creator model of the book's creator chapter, in PyMC, and each creator's effect
+# drawn
 # from its exact conditional posterior. One copy: the chapter shows this file, and its
 # replication study and benchmark call the same functions.
 import numpy as np
@@ -17,7 +18,8 @@ def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
         "creator": creators["creator_id"].astype(str).tolist(),
     }
     with pm.Model(coords=coords) as model:
-        # Data containers: a compiled model can be re-used on another data set of this shape.
+        # Data containers: a compiled model can be re-used on another data set of this
+        # shape.
         effect = pm.Data("effect", creators["effect"].to_numpy(float), dims="creator")
         se = pm.Data("se", creators["se"].to_numpy(float), dims="creator")
         genre_idx = pm.Data("genre_idx", np.asarray(genre.codes, "int64"), dims="creator")
@@ -49,7 +51,8 @@ def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
 
 
 def conditional_moments(y, se, mu, sigma):
-    # theta_i given y_i, its genre mean mu and sigma_creator: N(mu + (1 - B)(y - mu), (1 - B) s^2),
+    # theta_i given y_i, its genre mean mu and sigma_creator: N(mu + (1 - B)(y - mu), (1
+    # - B) s^2),
     # with the shrinkage B = s^2 / (s^2 + sigma^2).
     s2 = np.asarray(se, float) ** 2
     shrinkage = s2 / (s2 + np.asarray(sigma, float) ** 2)

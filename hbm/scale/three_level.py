@@ -1,6 +1,9 @@
-# The three-level model of the music chapter: multinomial play counts per user, Dirichlet
-# preferences per region, and a global profile above the regions. The users' preferences are
-# integrated out (Dirichlet-multinomial likelihood), so the sampler sees only the upper levels.
+# The three-level model of the music chapter: multinomial play counts per user,
+# Dirichlet
+# preferences per region, and a global profile above the regions. The users' preferences
+# are
+# integrated out (Dirichlet-multinomial likelihood), so the sampler sees only the upper
+# levels.
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt

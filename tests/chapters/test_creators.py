@@ -95,7 +95,7 @@ def test_pymc_model_is_build_model_and_its_code_is_shown():
     assert "def build_model(" in shown and 'if parameterization == "marginal":' in shown
     assert "def add_creator_draws(" in shown
     assert "show_source" not in (ROOT / CHAPTER).read_text(encoding="utf-8")
-    assert '"""' not in (ROOT / "hbm" / "creators.py").read_text(encoding="utf-8")  # no docstrings on the page
+    assert '"""' not in (ROOT / "hbm" / "models" / "creators.py").read_text(encoding="utf-8")  # no docstrings on the page
 
 
 def test_bambi_pymc_and_eb_agree(ch):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.common import Inline, count, fmt, pct, plural
-from hbm.book.prose.common import _failed, group_sizes, num, ppc_verdict, unreliable  # noqa: F401 (re-exported)
+from hbm.book.prose.common import _failed, group_sizes, k_of_n, num, ppc_verdict, unreliable  # noqa: F401 (re-exported)
 
 
 def data_sentence(n_users: int, users_per_region: Sequence[int], total_plays: int) -> Inline:
@@ -144,10 +144,10 @@ def recovery_sentence(rec_profiles: Mapping | None, rec_kappa: Mapping | None) -
                       "different data), so the posterior cannot be checked against it.")
     p, k = rec_profiles, rec_kappa
     return Inline(
-        f"The data were simulated, so the truth is known: {count(p['n'] - p['missed'])} of the {count(p['n'])} true "
-        f"regional shares lie inside their 95% intervals, and the posterior means miss them by "
+        f"The data were simulated, so the truth is known: {k_of_n(p['n'] - p['missed'], p['n'], 'true regional share')} "
+        f"lie inside their 95% intervals, and the posterior means miss them by "
         f"{fmt(100 * p['mae'], '.1f')} percentage points on average (at most {fmt(100 * p['max_error'], '.1f')}); "
-        f"{count(k['n'] - k['missed'])} of the {count(k['n'])} true concentrations lie inside theirs."
+        f"{k_of_n(k['n'] - k['missed'], k['n'], 'true concentration')} lie inside theirs."
     )
 
 

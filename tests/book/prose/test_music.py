@@ -110,7 +110,7 @@ def test_recovery_sentence_with_and_without_truth():
     assert prose.recovery_sentence(None, None).startswith("No simulation truth is available")
     rec = {"n": 20, "missed": 2, "mae": 0.01, "max_error": 0.04}
     text = prose.recovery_sentence(rec, {"n": 4, "missed": 0})
-    assert "18 of the 20 true regional shares" in text and "4 of the 4 true concentrations" in text
+    assert "18 of the 20 true regional shares" in text and "all 4 true concentrations" in text
 
 
 def test_ppc_sentence_both_verdicts_and_failure():
