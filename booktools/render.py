@@ -82,10 +82,16 @@ class RenderResult:
         return self.returncode == 0 and not self.problems
 
 
+#: The one warning that is not a problem: a chapter's footer links its notebook
+#: (``chapters/<name>.ipynb``), which the post-render step writes after Quarto has looked for it.
+DOWNLOAD_LINK_RE = re.compile(r"^WARN: Unable to resolve link target: chapters/[\w-]+\.ipynb$")
+
+
 def quarto_problems(output: str) -> list[str]:
-    """Every line of a render's output that reports an error or a warning."""
+    """Every line of a render's output that reports an error or a warning (but the notebook links of :data:`DOWNLOAD_LINK_RE`)."""
     lines = [ANSI_RE.sub("", line) for line in output.splitlines()]
-    found = [line.strip() for line in lines if PROBLEM_RE.match(line)]
+    found = [line.strip() for line in lines
+             if PROBLEM_RE.match(line) and not DOWNLOAD_LINK_RE.match(line.strip())]
     found += [line.strip() for line in lines if line.startswith("Traceback (most recent call last)")]
     return found
 

@@ -390,3 +390,12 @@ def test_references_are_complete():
         if " and " in fields.get("publisher", ""):
             problems.append(f"{key}: publisher {fields['publisher']!r} has a bare 'and' (write \\&)")
     assert not problems, problems
+
+
+def test_render_problems_ignore_only_the_notebook_download_links():
+    """A render's warnings are problems, except Quarto's 'cannot resolve' for the chapter notebooks written after it."""
+    from booktools.render import quarto_problems
+
+    output = ("\x1b[33mWARN: Unable to resolve link target: chapters/intro.ipynb\x1b[39m\n"
+              "WARN: Unable to resolve link target: chapters/missing.qmd\n")
+    assert quarto_problems(output) == ["WARN: Unable to resolve link target: chapters/missing.qmd"]
