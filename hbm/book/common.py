@@ -312,37 +312,6 @@ def table(df: pd.DataFrame, formats: dict | None = None, *, digits: int = 3,
     return Table(styler, note)
 
 
-def show_source(*objects) -> Text:
-    """Markdown that shows the code of functions or classes as one Python code block.
-
-    For a model that lives in :mod:`hbm.book` because several cells (or the tests) call it: the
-    chapter shows its code, so a reader sees the model and can copy it, and there is still one
-    implementation. Docstrings are left out (the chapter's prose explains the code; their
-    reference markup is not for the page). Emit it with
-    ``display(Markdown(show_source(build_model)))`` or inline.
-    """
-    code = "\n\n".join(_without_docstrings(obj) for obj in objects)
-    return Text(f"```python\n{code}\n```")
-
-
-def _without_docstrings(obj) -> str:
-    """``obj``'s dedented source without the docstrings of it and of anything defined in it."""
-    import ast
-    import inspect
-    import textwrap
-
-    source = textwrap.dedent(inspect.getsource(obj)).rstrip()
-    lines = source.splitlines()
-    drop = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
-                drop.update(range(first.lineno - 1, first.end_lineno))
-    return "\n".join(line for k, line in enumerate(lines) if k not in drop)
-
-
 def no_truth_chart(source: str, what: str = "this chart"):
     """A one-line Altair chart saying that no simulation truth is available for ``source``.
 

@@ -105,29 +105,6 @@ def test_table_keeps_explicit_formats():
     assert "91.7%" in html and "\u221250.0%" in html
 
 
-def test_show_source_is_a_python_code_block_of_the_function():
-    """show_source(f) is a fenced Python block holding f's source, dedented."""
-    text = str(book.show_source(book.count))
-    assert text.startswith("```python\ndef count(") and text.endswith("\n```")
-
-
-def test_show_source_leaves_docstrings_out():
-    """show_source(f) shows f's code without its docstring or those of functions defined in it."""
-
-    def outer(x):
-        """Outer docstring, with :math:`markup`."""
-
-        def inner(y):
-            """Inner docstring."""
-            return y + 1
-
-        return inner(x)
-
-    text = str(book.show_source(outer))
-    assert "docstring" not in text and ":math:" not in text
-    assert "def inner(y):" in text and "return inner(x)" in text
-
-
 def test_table_shows_a_single_row_groups_sd_as_a_dash_with_note():
     """table() of group_summaries with a one-student school: its sd and se print as dashes, with the note."""
     from hbm.pooling import group_summaries
