@@ -65,7 +65,9 @@ def cluster_t_interval(y, n, prob=0.95):
     if m < 2:
         half = np.full_like(estimate, np.nan)
     else:
-        half = stats.t.ppf(0.5 + prob / 2, m - 1) * shares.std(axis=1, ddof=1) / np.sqrt(m)
+        half = (
+            stats.t.ppf(0.5 + prob / 2, m - 1) * shares.std(axis=1, ddof=1) / np.sqrt(m)
+        )
     return batch_result(single, estimate, estimate - half, estimate + half)
 
 
@@ -79,11 +81,13 @@ def cluster_bootstrap_interval(y, n, prob=0.95, n_boot=1000, *, rng, chunk=64):
     reps, m = shares.shape
     tail = (1 - prob) / 2
     lower, upper = np.empty(reps), np.empty(reps)
-    for start in range(0, reps, chunk):  # a block of data sets at a time, to bound memory
-        block = shares[start:start + chunk]
+    for start in range(
+        0, reps, chunk
+    ):  # a block of data sets at a time, to bound memory
+        block = shares[start : start + chunk]
         users = rng.integers(0, m, size=(len(block), n_boot, m))
         means = np.take_along_axis(block[:, None, :], users, axis=2).mean(axis=2)
-        lower[start:start + chunk], upper[start:start + chunk] = np.quantile(
+        lower[start : start + chunk], upper[start : start + chunk] = np.quantile(
             means, [tail, 1 - tail], axis=1
         )
     return batch_result(single, shares.mean(axis=1), lower, upper)

@@ -7,7 +7,11 @@
 import numpy as np
 import pandas as pd
 
-from hbm._intervals_ci import cluster_bootstrap_interval, cluster_t_interval, naive_binomial_interval
+from hbm._intervals_ci import (
+    cluster_bootstrap_interval,
+    cluster_t_interval,
+    naive_binomial_interval,
+)
 from hbm._intervals_grid import grid_posterior
 from hbm.metrics import coverage_mc_error
 
@@ -17,7 +21,10 @@ def simulate_successes(p, kappa, totals, *, rng, n_reps=None):
     # shape (R, m)
     p, kappa = np.atleast_1d(p).astype(float), np.atleast_1d(kappa).astype(float)
     reps = n_reps or max(len(p), len(kappa))
-    p, kappa = np.broadcast_to(p, (reps,))[:, None], np.broadcast_to(kappa, (reps,))[:, None]
+    p, kappa = (
+        np.broadcast_to(p, (reps,))[:, None],
+        np.broadcast_to(kappa, (reps,))[:, None],
+    )
     theta = rng.beta(kappa * p, kappa * (1 - p), size=(reps, len(totals)))
     return rng.binomial(np.asarray(totals), theta)
 
@@ -29,7 +36,9 @@ def draw_parameters(prior, kappa_prior, *, n_reps, rng):
     return p, kappa
 
 
-def coverage_study(p, kappa, totals, *, rng, priors, kappa_prior, n_reps=None, prob=0.95, n_boot=1000):
+def coverage_study(
+    p, kappa, totals, *, rng, priors, kappa_prior, n_reps=None, prob=0.95, n_boot=1000
+):
     # one row per replication and interval: the truth, the interval, and whether it
     # covered
     y = simulate_successes(p, kappa, totals, rng=rng, n_reps=n_reps)
@@ -43,12 +52,19 @@ def coverage_study(p, kappa, totals, *, rng, priors, kappa_prior, n_reps=None, p
         found[f"credible:{name}"] = credible
     return pd.concat(
         [
-            pd.DataFrame({
-                "rep": np.arange(len(y)), "method": method, "p": truth,
-                "kappa": np.broadcast_to(np.asarray(kappa, dtype=float), (len(y),)),
-                "estimate": iv.estimate, "lower": iv.lower, "upper": iv.upper,
-                "covered": iv.covers(truth), "width": iv.width,
-            })
+            pd.DataFrame(
+                {
+                    "rep": np.arange(len(y)),
+                    "method": method,
+                    "p": truth,
+                    "kappa": np.broadcast_to(np.asarray(kappa, dtype=float), (len(y),)),
+                    "estimate": iv.estimate,
+                    "lower": iv.lower,
+                    "upper": iv.upper,
+                    "covered": iv.covers(truth),
+                    "width": iv.width,
+                }
+            )
             for method, iv in found.items()
         ],
         ignore_index=True,
@@ -61,7 +77,11 @@ def summarise_coverage(results, by=("method",), nominal=0.95):
     # standard errors it lies from the nominal level, and the mean width
     out = (
         results.groupby(list(by), sort=False, observed=True)
-        .agg(coverage=("covered", "mean"), n_reps=("covered", "size"), mean_width=("width", "mean"))
+        .agg(
+            coverage=("covered", "mean"),
+            n_reps=("covered", "size"),
+            mean_width=("width", "mean"),
+        )
         .reset_index()
     )
     out["mc_se"] = coverage_mc_error(out["coverage"], out["n_reps"])

@@ -30,8 +30,11 @@ def beta_binomial_loglik(y, n, p, log_kappa):
     users = special.gammaln(y[:, None, None, :] + a[..., None])
     users += special.gammaln((n - y)[:, None, None, :] + b[..., None])
     totals = special.gammaln(n[:, None, None, :] + kappa[..., None]).sum(axis=-1)
-    return users.sum(axis=-1) + m * special.gammaln(kappa) - totals - m * (
-        special.gammaln(a) + special.gammaln(b)
+    return (
+        users.sum(axis=-1)
+        + m * special.gammaln(kappa)
+        - totals
+        - m * (special.gammaln(a) + special.gammaln(b))
     )
 
 
@@ -78,13 +81,16 @@ def grid_block(y, n, priors, kappa_prior, prob, points, final, zooms):
     p_lo, p_hi = np.full(len(y), p_range[0]), np.full(len(y), p_range[1])
     k_lo, k_hi = np.full(len(y), k_range[0]), np.full(len(y), k_range[1])
     for zoom in range(zooms + 1):
-        p = p_lo[:, None] + (p_hi - p_lo)[:, None] * np.linspace(0, 1, final if zoom == zooms else points)
+        p = p_lo[:, None] + (p_hi - p_lo)[:, None] * np.linspace(
+            0, 1, final if zoom == zooms else points
+        )
         log_kappa = k_lo[:, None] + (k_hi - k_lo)[:, None] * np.linspace(0, 1, points)
         logpost = log_posteriors(y, n, p, log_kappa, priors, kappa_prior)
         if zoom == zooms:
             break
         near = np.any(
-            [lp >= lp.max(axis=(1, 2), keepdims=True) - 15 for lp in logpost.values()], axis=0
+            [lp >= lp.max(axis=(1, 2), keepdims=True) - 15 for lp in logpost.values()],
+            axis=0,
         )
         p_lo, p_hi = box(p, near.any(axis=2), *p_range)
         k_lo, k_hi = box(log_kappa, near.any(axis=1), *k_range)
@@ -98,20 +104,30 @@ def grid_block(y, n, priors, kappa_prior, prob, points, final, zooms):
         cdf = np.concatenate([np.zeros((len(p), 1)), np.cumsum(steps, axis=1)], axis=1)
         cdf /= cdf[:, -1:]
         mean = (p * density).sum(axis=1) / density.sum(axis=1)
-        out[name] = (mean, quantile(p, density, cdf, tail), quantile(p, density, cdf, 1 - tail))
+        out[name] = (
+            mean,
+            quantile(p, density, cdf, tail),
+            quantile(p, density, cdf, 1 - tail),
+        )
     return out
 
 
-def grid_posterior(y, n, priors, kappa_prior, prob=0.95, *, points=20, final=100, zooms=3, chunk=32):
+def grid_posterior(
+    y, n, priors, kappa_prior, prob=0.95, *, points=20, final=100, zooms=3, chunk=32
+):
     # priors: {name: (a, b)}. Returns {name: Intervals}: the posterior mean and interval
     # of p.
     if any(min(ab) < 1 for ab in priors.values()):
         raise ValueError("Beta priors on p need a, b >= 1 (a bounded density)")
     y, n, single = as_batch(y, n)
     found = {name: np.empty((3, len(y))) for name in priors}
-    for start in range(0, len(y), chunk):  # a block of data sets at a time, to bound memory
+    for start in range(
+        0, len(y), chunk
+    ):  # a block of data sets at a time, to bound memory
         rows = slice(start, start + chunk)
-        block = grid_block(y[rows], n[rows], priors, kappa_prior, prob, points, final, zooms)
+        block = grid_block(
+            y[rows], n[rows], priors, kappa_prior, prob, points, final, zooms
+        )
         for name, values in block.items():
             found[name][:, rows] = values
     return {name: batch_result(single, *values) for name, values in found.items()}
