@@ -141,7 +141,7 @@ class _Variants:
 def variants(tmp_path_factory, _book_render):
     """The session's own-data runs; every chapter x variant of tests/variants.py starts at once."""
     from booktools.freshness import computational_chapters
-    from tests.variants import VARIANTS
+    from tests.variants import FULL_VARIANT_RUNS, VARIANTS
 
     # The variant threads unpickle chapters' saved results, which hold Bambi, PyMC and ArviZ
     # objects and so import those packages. Imported here first, in the main thread, so that
@@ -159,6 +159,9 @@ def variants(tmp_path_factory, _book_render):
         for chapter in computational_chapters(ROOT):
             if not wanted or chapter in wanted:
                 runner.submit(chapter, name, edit)
+    for chapter, name in FULL_VARIANT_RUNS:
+        if not wanted or chapter in wanted:
+            runner.submit(chapter, name, VARIANTS[name], fast=False)
     yield runner
     runner.pool.shutdown(wait=True, cancel_futures=True)
 

