@@ -55,6 +55,20 @@ def test_script_compiles_and_charts_are_folded(chapter):
     assert lines["open"] > 0
 
 
+#: The longest line of code that fits a laptop's text column (1280 px screen: the column is
+#: 661 px, a character of the book's Source Code Pro 7.13 px, so 91 fit; black's 88 leaves room).
+CODE_COLUMNS = 88
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_visible_code_lines_fit_a_laptops_column(chapter):
+    """No line of visible code (folded and included code too) is longer than CODE_COLUMNS characters."""
+    long = [f"visible cell {i}, {len(line)} characters: {line.strip()[:70]}"
+            for i, code in enumerate(visible_cells(ROOT / chapter), start=1)
+            for line in code.splitlines() if len(line) > CODE_COLUMNS]
+    assert not long, f"{chapter}: {len(long)} line(s) wider than {CODE_COLUMNS} characters:\n" + "\n".join(long)
+
+
 def test_readme_states_the_measured_code_lines():
     """The README's table of open and folded code lines per chapter is the one the chapters have now."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
