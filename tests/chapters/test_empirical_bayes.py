@@ -285,9 +285,12 @@ def test_own_data_sentences(variant, name):
     assert "With no generating values to check the estimates against" in shown
     assert "No benchmark has been recorded" in shown
     kappa_hat = executed.value("kappa_hat")
-    finite = kappa_hat[np.isfinite(kappa_hat)]
-    if len(finite) > 1:
-        assert f"Users in {finite.idxmax()} are the most alike" in shown
+    boundary = executed.value("{r: bool(region_prior[r].boundary) for r in regions}")
+    interior = kappa_hat[[not boundary[r] for r in kappa_hat.index]]
+    if len(interior) > 1:
+        assert f"Users in {interior.idxmax()} are the most alike" in shown
+    for region in (r for r in kappa_hat.index if boundary[r]):
+        assert "the estimate sits on the boundary" in shown and region in shown
     assert set(executed.value("kappa_compare").index) == set(regions)
     if not executed.value("full_checks.ok"):
         assert "not reliable here" in shown
