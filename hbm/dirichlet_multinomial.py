@@ -1,8 +1,7 @@
 # Empirical Bayes for counts in K categories (chapter "Empirical Bayes"): the
 # Dirichlet-multinomial marginal log-likelihood of alpha, and its maximum by Minka's
 # fixed-point iteration (Minka 2000, eq. 55). hbm.eb uses dm_loglik; hbm.eb's fit does
-# the
-# same maximisation on histograms, with the boundary cases (alpha_k = 0, kappa =
+# the same maximisation on histograms, with the boundary cases (alpha_k = 0, kappa =
 # infinity).
 import numpy as np
 from scipy import special
