@@ -148,12 +148,21 @@ class Remedied:
                     "It is not reliable.")
 
     def table(self) -> pd.DataFrame:
-        """One row per attempt: settings, the diagnostics of :meth:`Diagnostics.row`, the change."""
+        """One row per attempt: settings, the diagnostics of :meth:`Diagnostics.row`, the change.
+
+        The settings' columns are named in words, for a page: "parameterization", "draws",
+        "warm-up steps" (``tune``), "target acceptance rate" (``target_accept``), "change".
+        """
         rows = []
         for k, a in enumerate(self.attempts, start=1):
             row = a.diagnostics.row(f"attempt {k}")
-            row.update(parameterization=a.settings.parameterization, draws=a.settings.draws,
-                       tune=a.settings.tune, target_accept=a.settings.target_accept, change=a.change)
+            row.update({
+                "parameterization": a.settings.parameterization,
+                "draws": a.settings.draws,
+                "warm-up steps": a.settings.tune,
+                "target acceptance rate": a.settings.target_accept,
+                "change": a.change,
+            })
             rows.append(row)
         return pd.DataFrame(rows).set_index("fit")
 

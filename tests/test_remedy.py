@@ -149,6 +149,17 @@ def test_a_fit_that_still_fails_after_the_budget_is_flagged_unreliable():
     assert list(table["checks"]) == ["FAIL"] * 3 and table["change"].iloc[0] == ""
 
 
+def test_the_table_names_its_settings_in_words():
+    """A page shows the table as it is: settings are named in words, not by their argument names."""
+    fake = Recorder(lambda draws, target_accept, **_: _tree(_good(draws), 0 if target_accept >= 0.9 else 1))
+    table = remedy.fit_with_remedies(fake, parameterizations=("only",)).table()
+    settings = ["parameterization", "draws", "warm-up steps", "target acceptance rate", "change"]
+    assert set(settings) <= set(table.columns)
+    assert not {"target_accept", "tune"} & set(table.columns)
+    assert list(table["target acceptance rate"]) == [0.8, 0.9]
+    assert list(table["warm-up steps"]) == [1000, 1000]
+
+
 def test_no_remedy_left_stops_early():
     """One parameterization and target_accept at its cap: divergences have no remedy, so no refit."""
     fake = Recorder(lambda draws, **_: _tree(_good(draws), 2))

@@ -277,7 +277,7 @@ def test_alpha_sensitivity(ch):
     """The posterior of alpha follows its prior's scale; the text's verdict on the school SDs matches the table."""
     table = ch.value("alpha_table")
     assert len(table) == 3
-    means = table["α mean"]
+    means = table["shape a, mean"]
     assert means.iloc[1] > means.iloc[0] > means.iloc[2]
     assert table.iloc[0]["largest change in σ_j"] == 0
     sd = ch.value("by_school['sd'].mean()")
