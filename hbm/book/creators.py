@@ -33,18 +33,19 @@ centered genre level samples well and the non-centered one poorly.
 It also holds the Bambi workaround (:func:`bambi_unit_effects`: Bambi 0.21's
 ``predict(kind="response_params")`` raises a ``TypeError`` when the sigma formula is only an
 offset), the evaluation of every method against the simulation truth (:func:`method_table`,
-:func:`evaluate_methods`) and the replication study (:func:`replication_study`).
+:func:`evaluate_methods`) and the replication study (:func:`replication_study`, from
+:mod:`hbm.models.creators_sim`, which the chapter shows).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from hbm.models import creators as _model
+from hbm.models import creators_sim as _sim
 from hbm import posterior
 from hbm.book.common import Inline, fmt, pct
 from hbm.metrics import SIZE_BINS
@@ -263,176 +264,15 @@ def compile_marginal(df: pd.DataFrame, genre_prior_scale: float = 1.0):
     return nutpie.compile_pymc_model(build_model(df, "marginal", genre_prior_scale=genre_prior_scale))
 
 
-def compiled_matches(compiled, df: pd.DataFrame) -> bool:
-    """Whether a :func:`compile_marginal` model can be re-used on ``df`` (same creators and genres count)."""
-    effect = [key for var, key in compiled.shared_var_keys.items() if var.name == "effect"]
-    if len(effect) != 1:
-        return False
-    n_genres = pd.Categorical(df["genre"]).categories.size
-    return (compiled.shared_data[effect[0]].shape == (len(df),)
-            and tuple(compiled.shapes.get("mu_genre", ())) == (n_genres,))
+#: Whether a :func:`compile_marginal` model can be re-used on a data set (same creators and
+#: genres count), and a nutpie fit of it with the data swapped in: :mod:`hbm.models.creators_sim`.
+compiled_matches = _sim.same_shape
+sample_compiled = _sim.sample_compiled
 
-
-def sample_compiled(compiled, df: pd.DataFrame, *, seed: int, chains: int = 2, draws: int = 500,
-                    tune: int = 500, target_accept: float = 0.9):
-    """Sample a compiled marginal model (:func:`compile_marginal`) on another data set with nutpie.
-
-    The data containers are swapped with ``compiled.with_data``; nothing is recompiled.
-    ``target_accept = 0.9`` (nutpie's default is 0.8): at 0.8 the marginal model showed a few
-    divergent transitions on some seeds, at 0.9 none. The
-    posterior is tagged ``inference_library = "nutpie"`` (as ``pm.sample`` does), and
-    ``sampling_time`` records the wall time of the call.
-
-    Returns
-    -------
-    xarray.DataTree
-    """
-    import nutpie
-
-    y, se, g, _ = creator_arrays(df)
-    start = time.perf_counter()
-    fit = nutpie.sample(compiled.with_data(effect=y, se=se, genre_idx=g), chains=chains, draws=draws,
-                        tune=tune, seed=seed, target_accept=target_accept, progress_bar=False)
-    seconds = time.perf_counter() - start
-    fit["posterior"].attrs.update(inference_library="nutpie", sampling_time=seconds)
-    return fit
-
-
-def analyse_dataset(df: pd.DataFrame, truth: Mapping, fit, rng: np.random.Generator,
-                    prob: float = 0.95) -> dict:
-    """Every method's accuracy on one simulated data set, given a fit of the marginal model.
-
-    Methods: no pooling, complete pooling (genre means), the hierarchical model (creators
-    drawn with :func:`add_creator_draws`) and empirical Bayes
-    (:func:`hbm.eb.fit_normal_normal` with ``groups=genre``).
-
-    Returns
-    -------
-    dict
-        ``metrics`` (frame of :func:`evaluate_methods`), ``hyper`` (frame: for
-        ``sigma_genre`` and ``sigma_creator`` the truth, posterior mean, whether the central
-        ``prob`` interval covers the truth, and the EB estimate of ``sigma_creator``),
-        ``sampler`` (divergences and max R-hat of the fit).
-    """
-    import arviz as az
-
-    from hbm import eb, pooling
-
-    y, se, g, _ = creator_arrays(df)
-    fit = add_creator_draws(fit, df, rng)
-    methods = {
-        "No pooling": pooling.no_pooling(y, se, prob=prob).to_frame(),
-        "Complete pooling": pooling.complete_pooling(y, se, groups=g, prob=prob).to_frame(),
-        "Partial pooling": summarise_units(creator_draws(fit), prob=prob),
-    }
-    eb_fit = eb.fit_normal_normal(y, se, groups=g)
-    lo, hi = eb_fit.interval(prob)
-    methods["Empirical Bayes"] = pd.DataFrame({"estimate": eb_fit.posterior_mean, "lower": lo, "upper": hi})
-    table = method_table(methods, df)
-    metrics_ = evaluate_methods(table, truth_frame(truth, df))
-    hyper = posterior.summarise_draws(
-        np.column_stack([posterior.draws(fit, name) for name in ("sigma_genre", "sigma_creator")]),
-        ["sigma_genre", "sigma_creator"], prob=prob)
-    true = pd.Series({name: float(truth[name]) for name in hyper.index})
-    hyper = pd.DataFrame({"parameter": hyper.index, "truth": true.to_numpy(),
-                          "posterior mean": hyper["mean"].to_numpy(),
-                          "covered": ((hyper["lower"] <= true) & (true <= hyper["upper"])).to_numpy()})
-    hyper["EB estimate"] = [np.nan, eb_fit.tau]
-    rhat = az.rhat(fit["posterior"].to_dataset()[list(HYPERPARAMETERS)])
-    sampler = {"divergences": int(np.asarray(fit["sample_stats"]["diverging"]).sum()),
-               "max R-hat": float(max(np.max(rhat[v].values) for v in HYPERPARAMETERS)),
-               "seconds": float(fit["posterior"].attrs.get("sampling_time", np.nan))}
-    return {"metrics": metrics_, "hyper": hyper, "sampler": sampler}
-
-
-def replication_study(n_reps: int, seed: int, compiled=None, *, simulate: Callable | None = None,
-                      chains: int = 2, draws: int = 500, tune: int = 500, target_accept: float = 0.9,
-                      prob: float = 0.95) -> dict:
-    """Repeat the whole study on ``n_reps`` simulated data sets.
-
-    Data set ``r`` is ``hbm.book.simulate.creators(seed=seed + r)``; its marginal-model fit uses
-    nutpie seed ``seed + r`` and the creators' conditional draws
-    ``numpy.random.default_rng(seed + r)``. The marginal model is compiled once
-    (:func:`compile_marginal`, or pass ``compiled``) and re-used with swapped data.
-
-    Parameters
-    ----------
-    n_reps : int
-        Number of simulated data sets (>= 2, for Monte Carlo errors).
-    seed : int
-        Base seed.
-    compiled : nutpie compiled model, optional
-        A :func:`compile_marginal` model; re-used when it has the simulated data's shape
-        (:func:`compiled_matches`), else a new one is compiled once.
-    simulate : callable, optional
-        ``simulate(seed=...) -> (observed, truth)``; default :func:`hbm.book.simulate.creators`.
-    chains, draws, tune : int
-        nutpie settings per data set.
-    target_accept : float
-        nutpie's target acceptance rate.
-    prob : float
-        Interval probability.
-
-    Returns
-    -------
-    dict
-        ``metrics`` (the :func:`evaluate_methods` rows of every data set, with ``rep``),
-        ``hyper`` and ``sampler`` (one row per data set), ``seconds`` (total wall time).
-    """
-    if n_reps < 2:
-        raise ValueError("n_reps must be at least 2 (Monte Carlo errors need replications)")
-    if simulate is None:
-        from hbm.book.simulate import creators as simulate
-    start = time.perf_counter()
-    metrics_, hyper, sampler = [], [], []
-    for r in range(n_reps):
-        observed, truth = simulate(seed=seed + r)
-        if compiled is None or not compiled_matches(compiled, observed):
-            compiled = compile_marginal(observed)
-        fit = sample_compiled(compiled, observed, seed=seed + r, chains=chains, draws=draws, tune=tune,
-                              target_accept=target_accept)
-        out = analyse_dataset(observed, truth, fit, np.random.default_rng(seed + r), prob=prob)
-        metrics_.append(out["metrics"].assign(rep=r))
-        hyper.append(out["hyper"].assign(rep=r))
-        sampler.append({"rep": r, **out["sampler"]})
-    return {
-        "metrics": pd.concat(metrics_, ignore_index=True),
-        "hyper": pd.concat(hyper, ignore_index=True),
-        "sampler": pd.DataFrame(sampler),
-        "seconds": time.perf_counter() - start,
-    }
-
-
-def summarise_replications(metrics_: pd.DataFrame, bin_label: str = "all") -> pd.DataFrame:
-    """Mean of each metric over replications and its Monte Carlo error, per method.
-
-    The Monte Carlo error of a mean over ``R`` replications is ``sd / sqrt(R)``
-    (:func:`hbm.metrics.mc_error`).
-
-    Parameters
-    ----------
-    metrics_ : pandas.DataFrame
-        The ``metrics`` frame of :func:`replication_study`.
-    bin_label : str
-        Which row of each evaluation (``"all"`` or a size bin).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Index ``method``; columns ``mse``, ``mse_mc``, ``coverage``, ``coverage_mc``,
-        ``mean_width``, ``mean_width_mc``, ``reps``.
-    """
-    from hbm import metrics
-
-    part = metrics_[metrics_["bin"] == bin_label]
-    rows = {}
-    for name, g in part.groupby("method", observed=True, sort=False):
-        row = {}
-        for col in ("mse", "coverage", "mean_width"):
-            row[col] = float(g[col].mean())
-            row[f"{col}_mc"] = metrics.mc_error(g[col].to_numpy())
-        row["reps"] = int(g["rep"].nunique())
-        rows[name] = row
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = "method"
-    return out
+#: Every method's accuracy on one simulated data set, given a fit of the marginal model
+#: (``metrics``, ``hyper``, ``sampler``), the replication study's loop over simulated data
+#: sets, and each metric's mean over replications with its Monte Carlo error: the chapter
+#: shows :mod:`hbm.models.creators_sim`, and these are its functions (one copy).
+analyse_dataset = _sim.score_methods
+replication_study = _sim.replication_study
+summarise_replications = _sim.summarise_replications

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.data import GENRES, SCHEMAS, sha256_bytes, truth_path
+from hbm.models.creators_sim import CREATOR_GENRES, simulate_creators
 
 __all__ = [
     "DEFAULT_SEEDS",
@@ -71,9 +72,6 @@ REGION_KAPPA: dict[str, float] = {
     "Asia": 40.0,
     "Latin America": 25.0,
 }
-
-#: Default genres of the creators data.
-CREATOR_GENRES: tuple[str, ...] = ("Music", "Gaming", "Comedy", "Education", "Beauty")
 
 _SIG = 8  # significant digits kept in truth files
 
@@ -428,6 +426,10 @@ def creators(
 ) -> tuple[pd.DataFrame, dict]:
     """Simulate one A/B test per creator: observed effects with standard errors.
 
+    The simulator is :func:`hbm.models.creators_sim.simulate_creators` (the creator chapter
+    shows that file; one copy); this wrapper records the truth as the book's files do
+    (``generator`` is this function, floats rounded to 8 significant digits).
+
     The normal hierarchy [rubin1981]_ [gelman2013]_ is, for genre g and
     creator i in g,
 
@@ -485,54 +487,19 @@ def creators(
     .. [gelman2013] Gelman et al. (2013), *Bayesian Data Analysis*, 3rd ed.
     """
     gen, used_seed = _rng(seed, rng)
-    if n_min < 2 or n_max < n_min:
-        raise ValueError("need 2 <= n_min <= n_max")
-    if genres is None:
-        genres = list(CREATOR_GENRES[:n_genres]) + [
-            f"Genre {g + 1}" for g in range(len(CREATOR_GENRES), n_genres)
-        ]
-    genres = list(genres)
-    if len(genres) != n_genres:
-        raise ValueError("genres must name n_genres genres")
-    total = n_per_genre * n_genres
-    g_idx = np.repeat(np.arange(n_genres), n_per_genre)
-
-    mu_genre = gen.normal(mu_global, sigma_genre, size=n_genres)
-    true_effect = gen.normal(mu_genre[g_idx], sigma_creator)
-    n = np.rint(np.exp(gen.uniform(np.log(n_min), np.log(n_max), size=total))).astype(np.int64)
-    n = np.clip(n, n_min, n_max)
-    se = s / np.sqrt(n)
-    effect = true_effect + gen.normal(0.0, se)
-
-    width = max(4, len(str(total)))
-    ids = [f"c{i + 1:0{width}d}" for i in range(total)]
-    observed = pd.DataFrame(
-        {
-            "creator_id": pd.Series(ids, dtype="str"),
-            "genre": pd.Categorical.from_codes(g_idx, categories=genres),
-            "n": n,
-            "effect": _round(effect, 6),
-            "se": _round(se, 6),
-        }
+    observed, truth = simulate_creators(
+        n_per_genre,
+        n_genres,
+        rng=gen,
+        genres=genres,
+        mu_global=mu_global,
+        sigma_genre=sigma_genre,
+        sigma_creator=sigma_creator,
+        s=s,
+        n_min=n_min,
+        n_max=n_max,
     )
-    truth = {
-        "generator": "hbm.book.simulate.creators",
-        "seed": used_seed,
-        "mu_global": mu_global,
-        "sigma_genre": sigma_genre,
-        "sigma_creator": sigma_creator,
-        "s": s,
-        "n_min": n_min,
-        "n_max": n_max,
-        "genres": [
-            {"genre": genres[g], "mu_genre": mu_genre[g], "n_creators": n_per_genre}
-            for g in range(n_genres)
-        ],
-        "creators": [
-            {"creator_id": ids[i], "genre": genres[g_idx[i]], "true_effect": true_effect[i]}
-            for i in range(total)
-        ],
-    }
+    truth = {**truth, "generator": "hbm.book.simulate.creators", "seed": used_seed}
     return observed, _r(truth)
 
 

@@ -1,7 +1,6 @@
 # The creator model of the book's creator chapter, in PyMC, and each creator's effect
-# drawn
-# from its exact conditional posterior. One copy: the chapter shows this file, and its
-# replication study and benchmark call the same functions.
+# drawn from its exact conditional posterior. One copy: the chapter shows this file,
+# and its replication study and benchmark call the same functions.
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -18,11 +17,12 @@ def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
         "creator": creators["creator_id"].astype(str).tolist(),
     }
     with pm.Model(coords=coords) as model:
-        # Data containers: a compiled model can be re-used on another data set of this
-        # shape.
+        # Data containers: a compiled model can be re-used on another data set of
+        # this shape.
         effect = pm.Data("effect", creators["effect"].to_numpy(float), dims="creator")
         se = pm.Data("se", creators["se"].to_numpy(float), dims="creator")
-        genre_idx = pm.Data("genre_idx", np.asarray(genre.codes, "int64"), dims="creator")
+        codes = np.asarray(genre.codes, "int64")
+        genre_idx = pm.Data("genre_idx", codes, dims="creator")
         # Priors, on the scale of the effects (order one).
         mu_global = pm.Normal("mu_global", 0.0, 1.0)
         sigma_genre = pm.HalfNormal("sigma_genre", genre_prior_scale)
@@ -45,15 +45,17 @@ def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
             theta = pm.Normal("theta", mu_i, sigma_creator, dims="creator")
         else:
             z_creator = pm.Normal("z_creator", 0.0, 1.0, dims="creator")
-            theta = pm.Deterministic("theta", mu_i + sigma_creator * z_creator, dims="creator")
+            theta = pm.Deterministic(
+                "theta", mu_i + sigma_creator * z_creator, dims="creator"
+            )
         pm.Normal("y", theta, se, observed=effect, dims="creator")
     return model
 
 
 def conditional_moments(y, se, mu, sigma):
-    # theta_i given y_i, its genre mean mu and sigma_creator: N(mu + (1 - B)(y - mu), (1
-    # - B) s^2),
-    # with the shrinkage B = s^2 / (s^2 + sigma^2).
+    # theta_i given y_i, its genre mean mu and sigma_creator is
+    # N(mu + (1 - B)(y - mu), (1 - B) s^2), with the shrinkage
+    # B = s^2 / (s^2 + sigma^2).
     s2 = np.asarray(se, float) ** 2
     shrinkage = s2 / (s2 + np.asarray(sigma, float) ** 2)
     return mu + (1 - shrinkage) * (y - mu), np.sqrt((1 - shrinkage) * s2)
@@ -68,8 +70,10 @@ def add_creator_draws(fit, creators, rng):
     sigma = post["sigma_creator"].transpose("chain", "draw").values[..., None]
     y, se = creators["effect"].to_numpy(float), creators["se"].to_numpy(float)
     mean, sd = conditional_moments(y, se, mu, sigma)
-    post = post.to_dataset().assign_coords(creator=creators["creator_id"].astype(str).to_numpy())
-    post["theta"] = (("chain", "draw", "creator"), mean + sd * rng.standard_normal(mean.shape))
+    ids = creators["creator_id"].astype(str).to_numpy()
+    post = post.to_dataset().assign_coords(creator=ids)
+    theta = mean + sd * rng.standard_normal(mean.shape)
+    post["theta"] = (("chain", "draw", "creator"), theta)
     attrs = dict(fit["posterior"].attrs)
     fit["posterior"] = post
     fit["posterior"].attrs.update(attrs)
