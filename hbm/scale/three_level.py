@@ -1,16 +1,14 @@
 # The three-level model of the music chapter: multinomial play counts per user,
-# Dirichlet
-# preferences per region, and a global profile above the regions. The users' preferences
-# are
-# integrated out (Dirichlet-multinomial likelihood), so the sampler sees only the upper
-# levels.
+# Dirichlet preferences per region, and a global profile above the regions. The users'
+# preferences are integrated out (Dirichlet-multinomial likelihood), so the sampler sees
+# only the upper levels.
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 GENRES = ["pop", "rock", "hiphop", "classical", "electronic"]
 C_PRIOR = (3.0, 1.0)  # log c ~ Normal(3, 1): c between about 3 and 140, median 20
-KAPPA_PRIOR = (3.0, 1.5)  # log kappa_r ~ Normal(3, 1.5): kappa_r between about 1 and 380
+KAPPA_PRIOR = (3.0, 1.5)  # log kappa_r ~ Normal(3, 1.5): kappa_r about 1 to 380
 
 
 def counts_matrix(plays, genres=GENRES):
@@ -28,7 +26,9 @@ def regional_priors(n_genres, c_prior=C_PRIOR, kappa_prior=KAPPA_PRIOR):
     p_global = pm.Dirichlet("p_global", a=np.ones(n_genres), dims="genre")
     c = pm.LogNormal("c", mu=c_prior[0], sigma=c_prior[1])
     p = pm.Dirichlet("p", a=c * p_global, dims=("region", "genre"))
-    log_kappa = pm.Normal("log_kappa", mu=kappa_prior[0], sigma=kappa_prior[1], dims="region")
+    log_kappa = pm.Normal(
+        "log_kappa", mu=kappa_prior[0], sigma=kappa_prior[1], dims="region"
+    )
     kappa = pm.Deterministic("kappa", pt.exp(log_kappa), dims="region")
     alpha = pm.Deterministic("alpha", kappa[:, None] * p, dims=("region", "genre"))
     return kappa, alpha
@@ -37,10 +37,15 @@ def regional_priors(n_genres, c_prior=C_PRIOR, kappa_prior=KAPPA_PRIOR):
 def three_level_model(plays, c_prior=C_PRIOR, kappa_prior=KAPPA_PRIOR):
     x = counts_matrix(plays)
     region_idx, regions = region_codes(plays)
-    coords = {"genre": GENRES, "region": regions, "user": plays["user_id"].astype(str).tolist()}
+    users = plays["user_id"].astype(str).tolist()
+    coords = {"genre": GENRES, "region": regions, "user": users}
     with pm.Model(coords=coords) as model:
         kappa, alpha = regional_priors(len(GENRES), c_prior, kappa_prior)
         pm.DirichletMultinomial(
-            "plays", n=x.sum(axis=1), a=alpha[region_idx], observed=x, dims=("user", "genre")
+            "plays",
+            n=x.sum(axis=1),
+            a=alpha[region_idx],
+            observed=x,
+            dims=("user", "genre"),
         )
     return model
