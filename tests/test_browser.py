@@ -750,9 +750,6 @@ def test_pages_draw_offline_within_the_column(browsers, config):
                           f"({browsers.seconds[config.name]:.0f} s):\n" + "\n".join(problems))
 
 
-@pytest.mark.xfail(reason="known, open (issue #21): the rewritten chapters show about 65 code lines "
-                          "longer than a laptop's column (long calls, strings and docstrings); "
-                          "their comments are wrapped, the code is not yet", strict=False)
 @pytest.mark.parametrize("config", [c for c in CONFIGS if c.screen.laptop], ids=lambda c: c.name)
 def test_code_lines_fit_a_laptops_column(browsers, config):
     """On a laptop's screen no line of code in any page wraps or is cut off (each that does is listed)."""
