@@ -276,3 +276,34 @@ def predictive_check(observed: Mapping, replicated: Mapping, prob: float = 0.95)
         out.index = pd.MultiIndex.from_tuples(list(rows))
     out["inside"] = inside(out["lower"], out["upper"], out["observed"])
     return out
+
+
+def outer_tail_chance(pvalues, prob: float = 0.95) -> tuple[int, float]:
+    r"""How many predictive p-values lie in the outer tails, and the chance of that many or more.
+
+    With :math:`m` statistics, :math:`k` of them with :math:`p < (1 - \text{prob})/2` or
+    :math:`p > (1 + \text{prob})/2`, the chance is the binomial tail
+    :math:`P(K \ge k)` for :math:`K \sim \mathrm{Binomial}(m, 1 - \text{prob})`: how often a
+    model that fits would put as many statistics in the outer tails, treating the statistics as
+    independent (a rough guide: statistics of one data set are usually correlated). NaN
+    p-values are left out. ``k = 0`` gives chance 1.
+
+    Parameters
+    ----------
+    pvalues : array-like
+        Predictive p-values, as the ``p`` column of :func:`predictive_check`.
+    prob : float
+        The central probability (0.95: the outer 5%).
+
+    Returns
+    -------
+    tuple of (int, float)
+        ``k`` and the chance.
+    """
+    from scipy.stats import binom
+
+    p = np.asarray(pvalues, dtype=float)
+    p = p[~np.isnan(p)]
+    tail = (1 - prob) / 2
+    k = int(np.sum((p < tail) | (p > 1 - tail)))
+    return k, float(binom.sf(k - 1, p.size, 1 - prob)) if k else 1.0

@@ -204,3 +204,13 @@ def test_predictive_check_leaves_out_statistics_undefined_on_the_data():
     assert out.loc[("A", "SD"), "p"] == pytest.approx(1 / 3)  # one of the three defined replications is below
     assert np.isnan(out.loc[("C", "SD"), ["lower", "upper", "p"]].to_numpy(float)).all()
     assert out["inside"].tolist() == [True, False]
+
+
+def test_outer_tail_chance_by_hand():
+    """Two of four p-values in the outer 5% (a NaN left out): chance 1 - 0.95^4 - 4(0.05)(0.95^3); none gives 1."""
+    from hbm.posterior import outer_tail_chance
+
+    k, chance = outer_tail_chance([0.01, 0.5, np.nan, 0.99, 0.5])
+    assert k == 2
+    assert chance == pytest.approx(1 - 0.95**4 - 4 * 0.05 * 0.95**3, rel=1e-12)
+    assert outer_tail_chance([0.3, 0.7]) == (0, 1.0)

@@ -101,7 +101,7 @@ def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "po
     by chance alone: the verdict is a misfit only when as many or more would happen by chance
     with probability below 5% (binomial, treating the statistics as independent).
     """
-    from scipy.stats import binom
+    from hbm.posterior import outer_tail_chance
 
     extreme = pvalues[(pvalues < low) | (pvalues > high)]
     n = len(pvalues)
@@ -113,7 +113,7 @@ def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "po
     k = len(extreme)
     head = (f"{count(k)} of the {count(n)} observed statistics {'lies' if k == 1 else 'lie'} in the outer 5% of "
             f"{'its' if k == 1 else 'their'} {against if k == 1 else many} ({names})")
-    chance = float(binom.sf(k - 1, n, (1 - high) + low))
+    chance = outer_tail_chance(pvalues, high - low)[1]
     if chance >= 0.05:
         return Inline(f"{head}: with {count(n)} statistics that many happen by chance alone (probability "
                       f"{pct(chance)}), so the check finds no clear misfit.")
