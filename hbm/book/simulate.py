@@ -23,7 +23,15 @@ import numpy as np
 import pandas as pd
 
 from hbm.book.data import GENRES, SCHEMAS, sha256_bytes, truth_path
-from hbm.models.creators_sim import CREATOR_GENRES, simulate_creators
+
+# The creators' simulator lives in hbm.models.creators_sim (one copy, shown in the creator
+# chapter); it imports PyMC and nutpie, so it is imported only when the creators are simulated.
+def __getattr__(name: str):
+    if name == "CREATOR_GENRES":
+        from hbm.models.creators_sim import CREATOR_GENRES
+
+        return CREATOR_GENRES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "DEFAULT_SEEDS",
@@ -487,6 +495,8 @@ def creators(
     .. [gelman2013] Gelman et al. (2013), *Bayesian Data Analysis*, 3rd ed.
     """
     gen, used_seed = _rng(seed, rng)
+    from hbm.models.creators_sim import simulate_creators
+
     observed, truth = simulate_creators(
         n_per_genre,
         n_genres,
