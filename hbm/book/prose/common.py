@@ -83,12 +83,14 @@ def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
     failed = _failed(fits)
     if not failed:
         return Inline("")
-    names = " and ".join(failed)
+    names = failed[0] if len(failed) == 1 else ", ".join(failed[:-1]) + " and " + failed[-1]
     verb = "fails" if len(failed) == 1 else "fail"
     reasons = "; ".join(f"{name}: {'; '.join(fits[name].failures)}" if len(failed) > 1
                         else "; ".join(fits[name].failures) for name in failed)
-    return Inline(f" {what[0].upper() + what[1:]} are not reliable here: {names} {verb} the sampler "
-                  f"diagnostics ({reasons}), so read them as rough until the fits pass.")
+    one = what.split()[0].lower() in ("this", "that")  # "this interval" is one thing, "these estimates" many
+    return Inline(f" {what[0].upper() + what[1:]} {'is' if one else 'are'} not reliable here: {names} {verb} the "
+                  f"sampler diagnostics ({reasons}), so read {'it' if one else 'them'} as rough until the "
+                  f"{'fit passes' if len(failed) == 1 else 'fits pass'}.")
 
 
 def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "posterior predictive distribution",

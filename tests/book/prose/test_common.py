@@ -19,3 +19,23 @@ def test_k_of_n(k, n, text):
 def test_digits_for_follows_the_scale(values, digits):
     """Decimals show the largest value with two significant digits; all-zero input gets one."""
     assert digits_for(values) == digits
+
+
+class _Fit:
+    """A stand-in for hbm.diagnostics.Diagnostics: ``ok`` and ``failures`` are all unreliable reads."""
+
+    def __init__(self, ok, failures=()):
+        self.ok, self.failures = ok, list(failures)
+
+
+def test_unreliable_agrees_with_its_subject():
+    """'This interval is ... read it ... the fit passes'; 'these estimates are ... read them ... the fits pass'; empty when all pass."""
+    from hbm.book.prose.common import unreliable
+
+    bad = _Fit(False, ["R-hat up to 1.03, above 1.01"])
+    one = str(unreliable({"the fit": bad}, "this interval"))
+    assert "This interval is not reliable here: the fit fails" in one and "read it as rough until the fit passes." in one
+    many = str(unreliable({"the fit": bad, "the other fit": bad}, "these estimates"))
+    assert "These estimates are not reliable here: the fit and the other fit fail" in many
+    assert "read them as rough until the fits pass." in many
+    assert str(unreliable({"the fit": _Fit(True)})) == ""
