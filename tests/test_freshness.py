@@ -9,6 +9,7 @@ store of executed chapters. The end-to-end tests at the bottom render with the r
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -476,9 +477,14 @@ def test_real_quarto_rerenders_changes_and_keeps_the_last_good_book(tmp_path):
     (root / "chapters").mkdir()
     intro = root / "chapters" / "intro.qmd"
     shutil.copy2(ROOT / "chapters" / "intro.qmd", intro)
-    # The chapter the intro cross-references, as a stub without code (nothing to execute).
+    # The chapter the intro cross-references, as a stub without code (nothing to execute),
+    # holding every section the intro refers to that the intro does not define.
+    text = intro.read_text(encoding="utf-8")
+    defined = set(re.findall(r"\{#(sec-[\w-]+)", text))
+    wanted = sorted(set(re.findall(r"@(sec-[\w-]*\w)", text)) - defined - {"sec-partial-pooling"})
     (root / "chapters" / "partial-pooling.qmd").write_text(
-        "# Partial pooling {#sec-partial-pooling}\n\nA stub.\n", encoding="utf-8")
+        "# Partial pooling {#sec-partial-pooling}\n\nA stub.\n\n"
+        + "".join(f"## {label} {{#{label}}}\n\nA stub.\n\n" for label in wanted), encoding="utf-8")
     shutil.copy2(ROOT / freshness.MANIFEST, root / freshness.MANIFEST)
     config = quarto.load_config(ROOT)
     config["book"]["chapters"] = ["index.qmd", "chapters/intro.qmd", "chapters/partial-pooling.qmd", "references.qmd"]
