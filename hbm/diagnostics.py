@@ -63,7 +63,7 @@ class Diagnostics:
         (empty when all pass): ``"R-hat up to 1.022, above 1.01"``."""
         out = []
         if self.divergences > 0:
-            out.append(f"{self.divergences} divergent transitions")
+            out.append(f"{self.divergences:,} divergent transition{'' if self.divergences == 1 else 's'}")
         if not self.max_rhat <= MAX_RHAT:
             out.append(f"R-hat up to {self.max_rhat:.3f}, above {MAX_RHAT}")
         if not self.min_ess_bulk >= self.min_ess:
@@ -91,7 +91,7 @@ class Diagnostics:
         """
         head = (
             f"{self.chains} chains of {self.draws} draws with {self.sampler}: "
-            f"{self.divergences} divergences, max R-hat {self.max_rhat:.3f}, "
+            f"{self.divergences:,} divergence{'' if self.divergences == 1 else 's'}, max R-hat {self.max_rhat:.3f}, "
             f"min bulk ESS {self.min_ess_bulk:.0f}, min tail ESS {self.min_ess_tail:.0f}"
         )
         if self.ok:

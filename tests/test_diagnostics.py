@@ -120,3 +120,13 @@ def test_without_energy_or_depth_stats_those_checks_are_skipped(rng):
     """A fit without energy or tree-depth statistics is judged on the other checks alone."""
     checks = diagnostics.check(_fit(rng.normal(size=(4, 1000))))
     assert np.isnan(checks.min_bfmi) and checks.treedepth_hits == 0 and checks.ok
+
+
+def test_one_divergence_reads_in_the_singular(rng):
+    """One divergent transition reads '1 divergence' and '1 divergent transition', not plurals."""
+    diverging = np.zeros((4, 1000), bool)
+    diverging[2, 7] = True
+    checks = diagnostics.check(_fit(rng.normal(size=(4, 1000)), diverging))
+    assert ": 1 divergence, max R-hat" in checks.message
+    assert "1 divergent transition;" in checks.message or "1 divergent transition." in checks.message
+    assert "1 divergences" not in checks.message and "1 divergent transitions" not in checks.message
