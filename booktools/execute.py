@@ -262,12 +262,63 @@ def inline_results(nb: nbformat.NotebookNode, lines: dict[str, list[int]] | None
     return out
 
 
+#: A YAML metadata block of flags, as :func:`hbm.book.common.flags` prints it in a cell's output.
+FLAGS_RE = re.compile(r"(?m)^---\n((?:[a-z][a-z0-9_]*: (?:true|false)\n)+)---$")
+#: A fenced div's opening line (``::: {.content-visible when-meta="x"}``) and a closing line.
+DIV_OPEN_RE = re.compile(r"^:{3,}\s*\{([^}]*)\}\s*$")
+DIV_CLOSE_RE = re.compile(r"^:{3,}\s*$")
+
+
+def document_flags(nb: nbformat.NotebookNode) -> dict[str, bool]:
+    """The flags the chapter's cells set for Quarto's conditional content (``when-meta``)."""
+    found: dict[str, bool] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") if output.get("output_type") == "stream" else ""
+            for block in FLAGS_RE.findall(text):
+                for line in block.splitlines():
+                    name, _, value = line.partition(": ")
+                    found[name] = value == "true"
+    return found
+
+
+def keep_shown(markdown: str, flags: dict[str, bool]) -> str:
+    """Drop the conditional blocks Quarto drops: ``.content-visible when-meta="x"`` when ``x`` is
+    false or unset, ``.content-hidden when-meta="x"`` when it is true; their fences go too."""
+    out, stack = [], []  # stack: (shown, conditional) for each open div
+    for line in markdown.split("\n"):
+        opened = DIV_OPEN_RE.match(line)
+        if opened:
+            kind = re.search(r"\.content-(visible|hidden)\b", opened.group(1))
+            meta = re.search(r'when-meta="([^"]+)"', opened.group(1))
+            shown = True
+            if kind and meta:
+                value = flags.get(meta.group(1), False)
+                shown = value if kind.group(1) == "visible" else not value
+            stack.append((shown, bool(kind and meta)))
+            if all(s for s, _ in stack) and not stack[-1][1]:
+                out.append(line)
+            continue
+        if DIV_CLOSE_RE.match(line) and stack:
+            shown_before = all(s for s, _ in stack)
+            _, conditional = stack.pop()
+            if shown_before and not conditional:
+                out.append(line)
+            continue
+        if all(s for s, _ in stack):
+            out.append(line)
+    return "\n".join(out)
+
+
 def shown_prose(nb: nbformat.NotebookNode) -> str:
     """The markdown of an executed notebook with every inline expression replaced by what the page shows.
 
     Quarto's substitution (``jupyter-inline.ts``): each `` `{python} expr` `` of a markdown cell
     becomes its result's ``text/markdown``, else its ``text/plain`` with the quotes of a plain
-    string removed. Cells are joined by blank lines; code cells are left out.
+    string removed. Cells are joined by blank lines; code cells are left out, and so are the
+    conditional blocks Quarto drops by the chapter's flags (:func:`keep_shown`).
     """
     parts = []
     for cell in nb.cells:
@@ -286,7 +337,7 @@ def shown_prose(nb: nbformat.NotebookNode) -> str:
             return prefix + values.get(match.group(1).strip(), match.group(0))
 
         parts.append(INLINE_RE.sub(substitute, cell.source))
-    return "\n\n".join(parts)
+    return keep_shown("\n\n".join(parts), document_flags(nb))
 
 
 def _evaluate_inline(client: NotebookClient, cell) -> None:

@@ -43,6 +43,24 @@ FIXTURE = textwrap.dedent('''\
     ```
 
     Last `{python} f"{x:,}"`; not inline: ``{python} x`` in double backticks.
+
+    ```{python}
+    #| echo: false
+    #| output: asis
+    print("\\n---\\nbig: true\\nsmall: false\\n---\\n")
+    ```
+
+    ::: {.content-visible when-meta="big"}
+    Big case, `{python} x`.
+    :::
+
+    ::: {.content-visible when-meta="small"}
+    Small case, `{python} x + 1`.
+    :::
+
+    ::: {.content-hidden when-meta="small"}
+    Not small.
+    :::
     ''')
 
 # Quarto 1.7 deletes its kept notebooks when the project render ends, after post-render: as
@@ -94,6 +112,7 @@ def test_inline_values_in_document_order(executed):
         ("x", "2"),
         ("x + 0.5", "2.5"), ('f"{x:,}"', "'2'"),
         ('f"{x:,}"', "'1,234,567'"),
+        ("x", "1234567"), ("x + 1", "1234568"),  # both conditional blocks are evaluated
     ]
 
 
@@ -129,6 +148,39 @@ def test_quarto_page_shows_the_document_order_values(quarto_nb):
     _, html = quarto_nb
     for text in ("First 1,", "Now 2,", "Same paragraph 2.5", "Last 1,234,567"):
         assert text in html, text
+
+
+def test_conditional_blocks_shown_as_quarto_shows_them(executed, quarto_nb):
+    """A flag set by a cell's YAML metadata block keeps or drops when-meta blocks: on Quarto's page and in shown_prose alike."""
+    from booktools.execute import document_flags, shown_prose
+
+    _, html = quarto_nb
+    prose = shown_prose(executed.notebook)
+    assert document_flags(executed.notebook) == {"big": True, "small": False}
+    for text in ("Big case, 1234567.", "Not small."):
+        assert text in html and text in prose, text
+    assert "Small case" not in html and "Small case" not in prose
+    assert "when-meta" not in prose
+
+
+def test_flags_prints_the_block_shown_prose_reads(capsys):
+    """hbm.book.common.flags prints a YAML block that booktools reads back; a bad name is refused."""
+    import nbformat
+
+    from booktools.execute import document_flags, keep_shown
+    from hbm.book.common import flags
+
+    flags(simulated=True, pp_wins=False)
+    printed = capsys.readouterr().out
+    cell = nbformat.v4.new_code_cell("flags(...)")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+    found = document_flags(nbformat.v4.new_notebook(cells=[cell]))
+    assert found == {"simulated": True, "pp_wins": False}
+    md = ('A.\n\n::: {.content-visible when-meta="simulated"}\nB.\n\n::: {.callout-note}\nC.\n:::\n:::\n'
+          '::: {.content-visible when-meta="pp_wins"}\nD.\n:::\n::: {.content-hidden when-meta="pp_wins"}\nE.\n:::')
+    assert keep_shown(md, found) == "A.\n\nB.\n\n::: {.callout-note}\nC.\n:::\nE."
+    with pytest.raises(ValueError, match="lowercase"):
+        flags(**{"Has-Truth": True})
 
 
 def test_cache_and_inline_refused_together(tmp_path):

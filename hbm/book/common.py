@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import types
 from pathlib import Path
 
@@ -239,9 +240,39 @@ def count(n: int) -> Inline:
     """Format a count with thousands separators: ``count(1200000) -> 1,200,000``.
 
     A float (an effective sample size) is rounded to the nearest whole number, as tables
-    round it (:meth:`hbm.diagnostics.Diagnostics.row`), so prose and tables agree.
+    round it (:meth:`hbm.diagnostics.Diagnostics.row`), so prose and tables agree. A missing
+    value prints :data:`NA`.
     """
+    if _missing(n):
+        return Inline(NA)
     return Inline(f"{round(float(n)):,}")
+
+
+_FLAG_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+def flags(**values: bool) -> None:
+    """Print a YAML metadata block that sets each flag, for Quarto's conditional content.
+
+    Call it in a cell with ``#| echo: false`` and ``#| output: asis``. The text then writes each
+    case of a data-dependent passage by hand, in a block Quarto keeps or drops by the flag::
+
+        ::: {.content-visible when-meta="simulated"}
+        The data are simulated, ...
+        :::
+        ::: {.content-hidden when-meta="simulated"}
+        These data come with no simulation truth, ...
+        :::
+
+    Inline values in a dropped block are still evaluated, so they must not fail when the case
+    does not hold (a missing value prints :data:`NA`). ``booktools.execute.shown_prose`` drops
+    the same blocks, so tests read what the page shows.
+    """
+    for name in values:
+        if not _FLAG_NAME.match(name):
+            raise ValueError(f"flag names are lowercase identifiers, got {name!r}")
+    lines = "\n".join(f"{name}: {'true' if bool(v) else 'false'}" for name, v in values.items())
+    print(f"\n---\n{lines}\n---\n")
 
 
 class Table:
@@ -414,7 +445,12 @@ def load_results(path) -> dict:
 
 
 def plural(n: int, noun: str, nouns: str | None = None) -> Inline:
-    """``plural(1, "genre") -> 1 genre``, ``plural(5, "genre") -> 5 genres`` (thousands separated)."""
+    """``plural(1, "genre") -> 1 genre``, ``plural(5, "genre") -> 5 genres`` (thousands separated).
+
+    A missing count prints :data:`NA` before the plural noun.
+    """
+    if _missing(n):
+        return Inline(f"{NA} {nouns or noun + 's'}")
     word = noun if int(n) == 1 else (nouns or noun + "s")
     return Inline(f"{int(n):,} {word}")
 

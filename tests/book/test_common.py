@@ -118,3 +118,11 @@ def test_table_shows_a_single_row_groups_sd_as_a_dash_with_note():
     assert rows["Mahnomen"] == ["1", "55.250", book.DASH, book.DASH]
     assert rows["A"] == ["2", "65.250", "6.718", "4.750"]
     assert "A dash (\u2013) marks a standard deviation that one student cannot give." in html
+
+
+def test_missing_counts_print_na():
+    """count and plural print n/a for a missing value (a dropped conditional block still evaluates them)."""
+    from hbm.book.common import NA, count, plural
+
+    assert str(count(float("nan"))) == NA and str(count(None)) == NA
+    assert str(plural(float("nan"), "creator")) == f"{NA} creators"
