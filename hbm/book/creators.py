@@ -12,7 +12,7 @@ standard error :math:`s_i`. The hierarchical model of the chapter is [@rubin1981
     \theta_i \sim N(\mu_{g[i]}, \sigma_{\mathrm{creator}}^2), \qquad
     y_i \sim N(\theta_i, s_i^2).
 
-This module writes that model in PyMC in four parameterizations (:func:`build_model`):
+This module writes that model in PyMC in five parameterizations (:func:`build_model`):
 
 ``"noncentered"``
     every level non-centered, ``mu_g = mu + sigma_genre * z_g`` and
@@ -24,7 +24,11 @@ This module writes that model in PyMC in four parameterizations (:func:`build_mo
 ``"marginal"``
     genre level centered and the creators integrated out analytically,
     :math:`y_i \sim N(\mu_{g[i]}, s_i^2 + \sigma_{\mathrm{creator}}^2)`; the creators' effects
-    are then drawn from their exact conditional posterior (:func:`creator_conditional_draws`).
+    are then drawn from their exact conditional posterior (:func:`creator_conditional_draws`);
+``"marginal_noncentered"``
+    the creators integrated out as in ``"marginal"``, the genre level non-centered: the
+    remedy policy's alternative when a few creators per genre leave the genre means loosely
+    pinned down and the centered version diverges.
 
 Centering versus non-centering is a question of how informative the data are about each group
 [@papaspiliopoulos2007; @betancourt2015]: a hundred creators inform each genre mean, so the

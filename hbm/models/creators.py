@@ -5,7 +5,13 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 
-PARAMETERIZATIONS = ("noncentered", "centered_genre", "centered", "marginal")
+PARAMETERIZATIONS = (
+    "noncentered",
+    "centered_genre",
+    "centered",
+    "marginal",
+    "marginal_noncentered",
+)
 
 
 def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
@@ -27,8 +33,8 @@ def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
         mu_global = pm.Normal("mu_global", 0.0, 1.0)
         sigma_genre = pm.HalfNormal("sigma_genre", genre_prior_scale)
         sigma_creator = pm.HalfNormal("sigma_creator", 1.0)
-        # Genre means: centered, except in the all-non-centered version.
-        if parameterization == "noncentered":
+        # Genre means: centered, except in the two non-centered versions.
+        if parameterization in ("noncentered", "marginal_noncentered"):
             z_genre = pm.Normal("z_genre", 0.0, 1.0, dims="genre")
             mu_genre = pm.Deterministic(
                 "mu_genre", mu_global + sigma_genre * z_genre, dims="genre"
@@ -36,7 +42,7 @@ def build_model(creators, parameterization="marginal", genre_prior_scale=1.0):
         else:
             mu_genre = pm.Normal("mu_genre", mu_global, sigma_genre, dims="genre")
         mu_i = mu_genre[genre_idx]
-        if parameterization == "marginal":
+        if parameterization.startswith("marginal"):
             # Creators integrated out: y_i ~ N(mu_g, s_i^2 + sigma_creator^2).
             sd = pm.math.sqrt(se**2 + sigma_creator**2)
             pm.Normal("y", mu_i, sd, observed=effect, dims="creator")

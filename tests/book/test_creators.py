@@ -168,7 +168,7 @@ def test_predict_with_offset_only_sigma_still_raises(tiny_creators):
 
 
 def test_build_model_rejects_unknown_parameterization(tiny_creators):
-    """Only the four parameterizations are accepted."""
+    """Only the named parameterizations are accepted."""
     with pytest.raises(ValueError, match="parameterization"):
         cr.build_model(tiny_creators, "sideways")
 
@@ -186,6 +186,26 @@ def test_marginal_logp_is_the_closed_form(tiny_creators):
         + stats.halfnorm.logpdf(0.4) + np.log(0.4)
         + stats.norm.logpdf(point["mu_genre"], 0.3, 0.5).sum()
         + stats.norm.logpdf(y, point["mu_genre"][g], np.sqrt(se**2 + 0.4**2)).sum()
+    )
+    assert logp == pytest.approx(expected, rel=1e-10)
+
+
+def test_marginal_noncentered_is_the_marginal_model_with_mu_g_from_z(tiny_creators):
+    """The non-centered marginal model's density is the closed form with mu_g = mu + sigma_G z_g and z_g ~ N(0, 1)."""
+    model = cr.build_model(tiny_creators, "marginal_noncentered")
+    assert {"z_genre"} <= {v.name for v in model.free_RVs} and "mu_genre" in model.named_vars
+    z = np.array([0.4, -1.2, 0.7])
+    point = {"mu_global": 0.3, "sigma_genre_log__": np.log(0.5), "sigma_creator_log__": np.log(0.4),
+             "z_genre": z}
+    logp = float(model.compile_logp()(point))
+    y, se, g, _ = cr.creator_arrays(tiny_creators)
+    mu_genre = 0.3 + 0.5 * z
+    expected = (
+        stats.norm.logpdf(0.3, 0, 1)
+        + stats.halfnorm.logpdf(0.5) + np.log(0.5)
+        + stats.halfnorm.logpdf(0.4) + np.log(0.4)
+        + stats.norm.logpdf(z).sum()
+        + stats.norm.logpdf(y, mu_genre[g], np.sqrt(se**2 + 0.4**2)).sum()
     )
     assert logp == pytest.approx(expected, rel=1e-10)
 
