@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 
 from booktools.copyscript import is_visible, resolve_includes
-from booktools.execute import INLINE_RE, parse_options
+from booktools.execute import INLINE_RE, document_flags, keep_shown, parse_options
 
 #: Quarto markup that means nothing in Jupyter: heading attributes and fenced-div lines.
 _ATTRS_RE = re.compile(r"\s*\{(?:#|\.)[^}]*\}\s*$", re.MULTILINE)
@@ -110,11 +110,13 @@ def build(qmd: str | Path, executed, versions: str, data_files: list[str],
     """
     qmd = Path(qmd)
     labels = _labels(executed)
+    flags = document_flags(executed)  # the conditional prose Quarto kept for this data
     cells = []
     title = ""
     for cell in executed.cells:
         if cell.cell_type == "markdown":
-            text = _plain_markdown(_shown_markdown(cell), labels, bib or {}).strip()
+            shown = keep_shown(_shown_markdown(cell), flags)
+            text = _plain_markdown(shown, labels, bib or {}).strip()
             if text:
                 cells.append(nbformat.v4.new_markdown_cell(text))
                 title = title or text.splitlines()[0].lstrip("# ").strip()

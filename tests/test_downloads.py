@@ -45,7 +45,7 @@ def test_notebook_holds_the_pages_code_and_prose(site, chapter):
     nb = _notebook(site, chapter)
     assert code_cells(nb) == visible_cells(ROOT / chapter)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert "{python}" not in text
+    assert "{python}" not in text and "when-meta" not in text
     assert not re.search(r"\{#(?:sec|fig|tbl)-", text), "Quarto labels left in the notebook's text"
     last = nb.cells[-1].source
     assert last.startswith("## Versions") and all(name in last for name in ["Python", *VERSIONED.values()])
@@ -100,3 +100,19 @@ def test_notebook_runs_in_a_fresh_kernel(site, chapter, tmp_path):
     nb.cells.insert(0, nbformat.v4.new_code_cell(PRELUDE.format(fast=True)))
     NotebookClient(nb, timeout=1800, kernel_name=kernel_name(),
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+
+def test_notebook_keeps_the_case_the_page_shows(tmp_path):
+    """A conditional block the page drops (its flag false) is left out of the notebook's text too."""
+    from booktools.notebook import build
+
+    flag_cell = nbformat.v4.new_code_cell("#| echo: false\n#| output: asis\nflags(simulated=False)")
+    flag_cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="\n---\nsimulated: false\n---\n")]
+    text = ("# Title\n\n::: {.content-visible when-meta=\"simulated\"}\nThe data are simulated.\n:::\n\n"
+            "::: {.content-hidden when-meta=\"simulated\"}\nThis file has no truth.\n:::\n")
+    executed = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text), flag_cell])
+    qmd = tmp_path / "x.qmd"
+    qmd.write_text("# Title\n", encoding="utf-8")
+    nb = build(qmd, executed, versions="| a | b |", data_files=[])
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "This file has no truth." in prose and "The data are simulated." not in prose

@@ -264,8 +264,8 @@ def flags(**values: bool) -> None:
         These data come with no simulation truth, ...
         :::
 
-    Inline values in a dropped block are still evaluated, so they must not fail when the case
-    does not hold (a missing value prints :data:`NA`). ``booktools.execute.shown_prose`` drops
+    A block holds prose only (no code cell). Inline values in a dropped block are still
+    evaluated, so they must not fail when the case does not hold (a missing value prints :data:`NA`). ``booktools.execute.shown_prose`` drops
     the same blocks, so tests read what the page shows.
     """
     for name in values:
