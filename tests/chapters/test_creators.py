@@ -83,16 +83,18 @@ def test_noncentered_is_worse_than_centered(ch):
 
 
 def test_pymc_model_is_build_model_and_its_code_is_shown():
-    """The chapter samples hbm.models.creators.build_model(..., 'marginal') (one implementation) and shows that file in full in a visible cell."""
+    """The chapter samples hbm.models.creators.build_model(..., 'marginal') through the remedy policy (one implementation) and shows that file in full in a visible cell."""
     from booktools.copyscript import visible_cells
 
     _, cells, _ = read_chapter(ROOT / CHAPTER)
-    model_cell = next(c.source for c in cells if re.search(r"fit = nutpie\.sample\(\s*compiled", c.source))
-    assert 'creator_model = build_model(creators, "marginal")' in model_cell
+    model_cell = next(c.source for c in cells if "def sample_creators(" in c.source)
+    assert 'MODELS = {"centered": "marginal", "noncentered": "marginal_noncentered"}' in model_cell
+    assert "build_model(creators, MODELS[parameterization], genre_prior_scale)" in model_cell
+    assert "fit_with_remedies(" in model_cell
     assert "from hbm.models.creators import add_creator_draws, build_model" in model_cell
     assert "```{python}\n{{< include ../hbm/models/creators.py >}}\n```" in (ROOT / CHAPTER).read_text(encoding="utf-8")
     shown = "\n".join(visible_cells(ROOT / CHAPTER))
-    assert "def build_model(" in shown and 'if parameterization == "marginal":' in shown
+    assert "def build_model(" in shown and 'if parameterization.startswith("marginal"):' in shown
     assert "def add_creator_draws(" in shown
     assert "show_source" not in (ROOT / CHAPTER).read_text(encoding="utf-8")
     assert '"""' not in (ROOT / "hbm" / "models" / "creators.py").read_text(encoding="utf-8")  # no docstrings on the page
@@ -139,7 +141,9 @@ def test_key_table_quotes_reference_values(ch):
 
 def test_prose_numbers_are_the_computed_ones(ch, overall):
     """The prose's key numbers render the computed values."""
-    assert f"The hierarchical model's MSE is {overall.loc[PP, 'mse']:.3f}" in ch.value("validation_said")
+    assert f"The hierarchical model's MSE is {overall.loc[PP, 'mse']:.3f}" in ch.prose
+    assert "The data are simulated, from exactly the hierarchical model" in ch.prose
+    assert "no simulation truth" not in ch.prose
     assert "It holds 500 creators in 5 genres, 100 creators each." in ch.prose
     assert ch.value("N_REPS") == 50
 
@@ -200,7 +204,7 @@ def _reader_copy(tmp_path):
 def test_book_data_fits_pass_so_no_unreliable_note(ch):
     """On the book's data both fits the prose reads pass, so no sentence calls their results unreliable."""
     assert ch.value("bambi_checks.ok") and ch.value("pymc_checks.ok")
-    assert "not reliable here" not in ch.prose and "not reliable here" not in ch.value("validation_said")
+    assert "not reliable here" not in ch.prose
 
 
 def test_posterior_predictive_check(ch):
@@ -224,9 +228,10 @@ def test_no_development_notes_or_uncited_original_study(root):
 def test_bench_sentence_names_the_measured_data(ch):
     """The benchmark sentence says what the record was measured on, not the data in hand."""
     if ch.value("bench") is None:
-        assert ch.value("bench_said").startswith("No benchmark")
+        assert "No benchmark has been recorded for this copy of the book" in ch.prose
         return
-    assert "measured on 500 creators in 5 genres" in ch.prose
+    assert "The record was measured on 500 creators in 5 genres." in ch.prose
+    assert "No benchmark has been recorded" not in ch.prose
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -241,8 +246,9 @@ def test_own_data_sentences(variant, name):
                  else f"from {per_genre.min()} to {per_genre.max()} creators per genre")
         assert sizes in shown
     assert "we know every creator's true effect" not in shown
-    assert "No simulation truth is available" in executed.value("truth_note")
-    assert "No simulation truth is available" in executed.value("validation_said")
+    assert "This file comes with no simulation truth" in shown
+    assert "This file has no simulation truth, so the methods cannot be scored" in shown
+    assert "The data are simulated" not in shown and "The hierarchical model's MSE is" not in shown
     assert "genre means are well recovered" not in shown
     n_genres = len(per_genre)
     said = "not identified by the data at all" if n_genres == 1 else "identified only loosely"
@@ -305,10 +311,14 @@ def test_bambi_priors_are_the_stated_ones():
     cwd = Path.cwd()
     try:
         os.chdir(ROOT)
-        exec(source.split("bambi_fit = ")[0], namespace)
+        exec(source.split("bambi_remedied = ")[0], namespace)
+        model = namespace["bambi_model"]()  # the first fit's, centered
+        noncentered = namespace["bambi_model"](noncentered=True)  # the remedy's alternative
     finally:
         os.chdir(cwd)
-    terms = namespace["bambi_model"].parameters["mu"].group_specific_terms
+    for m, nc in ((model, False), (noncentered, True)):
+        assert [t.prior.noncentered for t in m.parameters["mu"].group_specific_terms.values()] == [nc, nc]
+    terms = model.parameters["mu"].group_specific_terms
     genre, creator = terms["1|genre"].prior, terms["1|creator_id"].prior
     assert genre.name == "Normal" and creator.name == "Normal"
     assert genre.args["mu"].name == "Normal" and genre.args["mu"].args == {"mu": 0, "sigma": 1}
