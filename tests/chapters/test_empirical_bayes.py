@@ -81,6 +81,7 @@ def test_eb_kappa_inside_full_bayes_intervals(ch):
     table = ch.value("kappa_compare")
     assert table["EB estimate"].between(table["FB 2.5%"], table["FB 97.5%"]).all()
     assert "Every region's estimated concentration lies inside its full Bayes 95% interval" in ch.prose
+    assert "lies outside its full Bayes" not in ch.prose and "lie outside their full Bayes" not in ch.prose
 
 
 def test_eight_schools_eb_collapses(ch):
@@ -93,6 +94,8 @@ def test_eight_schools_eb_collapses(ch):
     assert ch.value("pooled")
     assert "says every school has the same effect" in ch.prose
     assert "complete pooling, and 95% intervals of zero width" in ch.prose
+    assert "is certain that the effect is the same in all 8 schools" in ch.prose
+    assert "shrinks each school part of the way" not in ch.prose
 
 
 def test_eight_schools_full_bayes_keeps_tau_uncertain(ch):
@@ -178,6 +181,8 @@ def test_truth_sentence_on_book_data(ch):
     assert ch.value("simulated")
     worst = ch.value("worst_region")
     assert "They are simulated from the model above" in ch.prose
+    assert "They are a reader's own file" not in ch.prose
+    assert "With no generating values to check the estimates against" not in ch.prose
     assert f"the estimated concentrations are off by up to {100 * ch.value('kappa_off.max()'):.0f}%, in {worst}" in ch.prose
 
 
@@ -185,6 +190,25 @@ def test_full_bayes_fit_passes_so_no_unreliable_note(ch):
     """On the book's data the full Bayes fit passes, so no sentence calls its numbers unreliable."""
     assert ch.value("full_checks.ok")
     assert "not reliable here" not in ch.prose
+    assert "The fit passed every sampler check." in ch.prose
+    assert "The fit did not pass every sampler check" not in ch.prose
+    assert "a rough comparison" not in ch.prose
+
+
+def test_benchmark_verdicts_on_book_data(ch):
+    """With the recorded benchmark, its figures are quoted and each recorded verdict is shown in one case only."""
+    shown = ch.prose
+    if ch.value("bench") is None:
+        assert "No benchmark has been recorded" in shown and "Measured on" not in shown
+        return
+    assert "No benchmark has been recorded" not in shown
+    faster = "times faster, because it counts into dense per-user arrays" in shown
+    slower = "the price of being able to add machines" in shown
+    assert faster != slower and faster == (ch.value("count_speedup") > 1)
+    job = {"pass": "The fit passed its sampler diagnostics", None: "The record holds no diagnostics of the fit"}
+    expected = job.get(ch.value("fb_job_diagnostics"), "The fit failed its sampler diagnostics")
+    assert expected in shown
+    assert sum(s in shown for s in [*job.values(), "The fit failed its sampler diagnostics"]) == 1
 
 
 def test_no_claim_of_the_music_chapters_settings(root):
@@ -283,7 +307,13 @@ def test_own_data_sentences(variant, name):
     assert "from 30 to 30" not in shown
     assert not executed.value("simulated")
     assert "With no generating values to check the estimates against" in shown
+    assert "They are a reader's own file" in shown
+    assert "They are simulated from the model above" not in shown
+    assert "the estimated concentrations are off by up to" not in shown
+    # the variants' copies hold no benchmark record: its figures are not quoted as n/a
     assert "No benchmark has been recorded" in shown
+    assert "Measured on" not in shown
+    assert "no record of the coverage benchmark" in shown
     kappa_hat = executed.value("kappa_hat")
     boundary = executed.value("{r: bool(region_prior[r].boundary) for r in regions}")
     interior = kappa_hat[[not boundary[r] for r in kappa_hat.index]]
