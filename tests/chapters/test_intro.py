@@ -56,6 +56,8 @@ def test_small_school_moves_most(ch):
     moved = (compare["partial"] - compare["mean"]).abs()
     assert moved[compare["n"].idxmin()] > moved[compare["n"].idxmax()]
     assert "the model trusts it less" in ch.prose
+    assert "Here the larger school moved more" not in ch.prose
+    assert "All schools tested as many students" not in ch.prose
 
 
 def test_shrinkage_factor_is_the_share_of_the_way_to_the_mean(ch):
@@ -70,6 +72,7 @@ def test_prior_sensitivity_is_small_on_the_books_data(ch):
     r = ch.results
     assert r["sens_change"] < 0.1 * r["y_sd"]
     assert "the data decide how far the schools are pooled, not this prior" in ch.prose
+    assert "the prior on the spread between schools matters" not in ch.prose
 
 
 def test_posterior_predictive_check_is_consistent(ch):
@@ -111,6 +114,15 @@ def test_sentences_follow_the_readers_data(variant, name):
     lo, hi = compare["n"].min(), compare["n"].max()
     assert (f"from {lo} to {hi} students per school" in text) if lo < hi else (f"Every school has {lo} student" in text)
     assert ("is simulated" in text) == (executed.results["truth"] is not None)
+    # Only the case that holds is shown: the generating values with a truth, the real-data
+    # sentence without one.
+    assert ("Each school's true mean was drawn" in text) == (executed.results["truth"] is not None)
+    assert ("treats it as real data" in text) == (executed.results["truth"] is None)
+    assert "The sampler ran" in text if checks.ok else "The sampler ran" not in text
+    ppc_fits = (executed.results["ppc"]["inside"] == "inside its 95% range").all()
+    assert ("By this check the model reproduces what these statistics show." in text) == ppc_fits
+    assert ("The model misses something in these data" in text) == (not ppc_fits)
+    assert "n/a" not in text
 
 
 def test_fit_is_robust_to_one_changed_score(variant):

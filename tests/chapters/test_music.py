@@ -50,8 +50,12 @@ def test_failing_fits_are_flagged_in_the_prose(ch):
     shown = " ".join(r.data.get("text/plain", "") for r in ch.inline_results)
     for name in ("checks_by_region", "checks_pooled", "checks"):
         assert ch.value(name).message in shown, name
-    if not ch.value("checks_pooled.ok"):
-        assert "not used" in shown
+    # Only the sentence of the case that holds is shown.
+    if ch.value("checks_pooled.ok"):
+        assert "It passes them, but it is not the model this chapter needs" in ch.prose
+        assert "Its estimates are therefore not used" not in ch.prose
+    else:
+        assert "Its estimates are therefore not used" in ch.prose
 
 
 def test_book_data_fits_pass_so_no_unreliable_note(ch):
@@ -160,11 +164,17 @@ def test_new_user_gets_regional_profile_with_honest_uncertainty(ch):
 def test_prose_numbers(ch):
     """Counts in the prose come from the data file: 120 users in 4 regions of 30 users each."""
     assert ch.value("len(plays)") == 120 and ch.value("len(regions)") == 4
-    shown = " ".join(r.data.get("text/plain", "") for r in ch.inline_results)
     assert "The file has 120 users in 4 regions, 30 users each" in ch.prose
     assert ch.value("has_truth") and "No simulation truth" not in ch.prose
-    assert "The data were simulated, so the truth is known" in shown
-    assert "This copy is that file" in shown
+    assert "The data were simulated, so the truth is known" in ch.prose
+    assert "This copy is that file" in ch.prose
+    assert "The recovery check above sets the estimates beside the simulation's truth." in ch.prose
+    assert "The file read here is not the book's" not in ch.prose
+    # The verdicts of the book's data, and not the other cases'.
+    assert "The answer is not driven by the prior" in ch.prose
+    assert "The concentrations do depend on the prior here" not in ch.prose
+    assert "Every observed spread lies inside its prior interval" in ch.prose
+    assert "n/a" not in ch.prose
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -188,6 +198,13 @@ def test_own_data_sentences(variant, name):
     # No truth file in any variant: the recovery says so.
     assert not executed.value("has_truth")
     assert "No simulation truth is available for this data file" in shown
+    assert "The file read here is not the book's" in shown and "This copy is that file" not in shown
+    assert "The data were simulated" not in shown and "n/a" not in shown
+    # One of the predictive check's three verdicts, by its numbers.
+    n_extreme, ppc_fits = executed.value("n_extreme"), executed.value("ppc_fits")
+    assert ("The model reproduces what it was fitted to." in shown) == (n_extreme == 0)
+    assert ("so the check finds no clear misfit" in shown) == (n_extreme > 0 and ppc_fits)
+    assert ("That is more than chance alone gives" in shown) == (not ppc_fits)
     # A failed fit is said to be unreliable where its numbers are read (fast mode usually fails).
     if not (executed.value("checks.ok") and executed.value("checks_by_region.ok")):
         assert "not reliable here" in shown
