@@ -89,7 +89,10 @@ def test_prior_sensitivity_table(ch):
     assert ch.value("c_moves") > 0.01 and ch.value("sd_moves") < 0.002
     means = table[table["SD of the log κ prior"] == 1.5].set_index("c")["posterior mean"]
     assert means.is_monotonic_decreasing, "a stronger prior pulls towards the other regions' lower share"
-    assert str(ch.results["sensitivity_note"]).startswith("The prior's concentration $c$ moves the answer more")
+    assert "So the prior's concentration $c$ moves the answer more than the prior on $\\kappa$ does." in ch.prose
+    assert "So the prior on $\\kappa$ moves the answer more" not in ch.prose
+    assert "The regional prior is a real assumption" in ch.prose
+    assert "Within this range the data outweigh the prior." not in ch.prose
 
 
 def test_prior_predictive_check(ch):
@@ -97,16 +100,18 @@ def test_prior_predictive_check(ch):
     check = ch.value("prior_check")
     assert ch.value("len(p_sim)") == 4000
     assert ((check["share of simulations below"] > 0.025) & (check["share of simulations below"] < 0.975)).all()
-    assert str(ch.results["prior_check_note"]).startswith("Both observed statistics lie well inside")
+    assert "Both observed statistics lie well inside what the priors produce" in ch.prose
+    assert "At least one observed statistic lies in the outer 5%" not in ch.prose
 
 
 def test_simulation_declared_with_generating_values_first(ch):
     """The file is said to be simulated, with its generating p and kappa, before any interval is compared with a truth."""
-    prose = (ROOT / CHAPTER).read_text(encoding="utf-8")
-    assert prose.index("{python} data_note") < prose.index("{python} truth_sentence")
-    note = str(ch.results["data_note"])
-    assert note.startswith("The file is simulated")
+    prose = ch.prose
+    said = prose.index("The file is simulated, and this chapter says so before any result")
+    assert said < prose.index("The true $m$ of the simulation that generated this file is")
+    note = prose[said:prose.index("\n\n", said)]
     assert "$m$ = 0.37" in note and "$\\kappa$ = 12" in note
+    assert "carries no simulation truth" not in prose
 
 
 def test_replication_counts_are_stated(ch):
@@ -129,7 +134,8 @@ def test_bootstrap_undercovers_as_stated(ch, cov):
         assert coverage < 0.95 - K * mc_se(reps), (experiment, coverage)
         assert coverage > 0.85, "a little short, not broken"
     assert coverage_phrase(*cov[("fixed", "bootstrap")]) == "below"
-    assert str(ch.results["bootstrap_note"]).startswith("With only 30 users")
+    assert "With only 30 users to resample, a percentile bootstrap distribution tends to be a little too narrow" in ch.prose
+    assert "does not show here" not in ch.prose
 
 
 def test_naive_binomial_interval_fails(cov):
@@ -167,7 +173,8 @@ def test_flat_and_t_intervals_cover_at_every_fixed_p(ch):
     for name in ("flat_curve", "t_curve"):
         coverage = np.asarray(ch.value(f"{name}['coverage'].to_numpy()"))
         assert np.all(np.abs(coverage - 0.95) <= K * mc_se(reps)), (name, coverage)
-    assert str(ch.results["curve_note"]).startswith("The cluster-robust t and flat-prior credible intervals hold")
+    assert "The cluster-robust t and flat-prior credible intervals hold within Monte Carlo error of 95% at every $m$" in ch.prose
+    assert "Only the" not in ch.prose and "Neither the cluster-robust t" not in ch.prose
 
 
 def test_credible_interval_holds_conditionally_on_the_data(ch):
@@ -176,7 +183,8 @@ def test_credible_interval_holds_conditionally_on_the_data(ch):
     assert per_group >= 390
     coverage = np.asarray(ch.value("conditional['credible:regional'].to_numpy()"))
     assert np.all(np.abs(coverage - 0.95) <= K * mc_se(per_group)), coverage
-    assert "whatever the data say" in str(ch.results["conditional_note"])
+    assert "Whatever the data say, about 95% of the parameter values" in ch.prose
+    assert "the conditional promise is not borne out" not in ch.prose
 
 
 def test_real_data_intervals_and_widths(ch):
@@ -186,6 +194,10 @@ def test_real_data_intervals_and_widths(ch):
     assert real["width"].idxmin() == real.index[real["interval"] == "Binomial (Wald), plays independent"][0]
     assert (real["lower"] < real["estimate"]).all() and (real["estimate"] < real["upper"]).all()
     assert real["interval"].nunique() == 5
+    assert f"The naive interval is {ch.value('design_ratio'):.1f} times narrower than the cluster-robust one." in ch.prose
+    assert "times wider than the cluster-robust one" not in ch.prose
+    assert "the plays-weighted share, and it is 0.026 wide, the narrowest of all." in ch.prose
+    assert ", so its narrowness is an error." in ch.prose
 
 
 def test_the_studys_intervals_explained(ch):
@@ -200,6 +212,15 @@ def test_the_studys_intervals_explained(ch):
     assert ch.value("w_naive") == pytest.approx(0.027, abs=0.002)
     study = ch.value("study")
     assert study["width"].round(3).tolist()[:2] == [0.118, 0.034]
+    prose = ch.prose
+    assert "The chapter's intervals in the table are for Europe, as the study's are." in prose
+    assert "That is the same width, to within rounding, so the study's confidence interval is a cluster-robust" in prose
+    assert "close to the width of the binomial interval that treats every play as independent (0.026)" in prose
+    assert "A credible interval that narrow is what a model gets when it ignores that plays cluster" in prose
+    assert "The study this chapter replicates reported a confidence interval as wide as the cluster-robust one" in prose
+    for other in ("The widths differ, so", "widths need not agree", "What model produced it cannot be told",
+                  "centres for", "cannot be checked here"):
+        assert other not in prose, other
 
 
 def test_width_comparisons_match_the_prose(ch):
@@ -213,7 +234,10 @@ def test_truth_sentence_on_project_data(ch):
     """With the project's truth file the chapter names the true p, 0.37, and which intervals contain it."""
     assert ch.value("has_truth")
     assert ch.value("(p_fixed, kappa_fixed, source)") == (0.37, 12.0, "truth")
-    assert str(ch.results["truth_sentence"]).startswith("The true $m$ of the simulation that generated this file is 0.37.")
+    assert "The true $m$ of the simulation that generated this file is 0.37.\nIt lies inside" in ch.prose
+    assert "No simulation truth is available for this data file" not in ch.prose
+    assert "at the values that generated the file, $m$ = 0.370 and $\\kappa$ = 12.0." in ch.prose
+    assert "On this file the true $m$, 0.37, lies inside" in ch.prose
 
 
 def test_every_interval_states_probability_and_kind(ch):
@@ -259,15 +283,21 @@ def test_copied_code_reproduces_the_chapter(ch):
 def test_sentences_follow_the_readers_data(variant, name):
     """On each own-data variant: no truth claimed, the region exists, verdicts match numbers."""
     executed = variant(CHAPTER, name, VARIANTS[name])
-    r = executed.results
+    r, prose = executed.results, executed.prose
     assert not r["has_truth"]
-    assert str(r["truth_sentence"]).startswith("No simulation truth is available for this data file")
-    assert str(r["data_note"]).endswith("so nothing below is checked against a known $m$.")
-    assert "no simulation truth is available" in str(r["fixed_at"])
+    assert "No simulation truth is available for this data file, so we cannot check which intervals contain $m$." in prose
+    assert "so nothing below is checked against a known $m$." in prose
+    assert "No simulation truth is available for this data file, so the fixed experiment holds" in prose
+    assert "This file has no simulation truth, so only the coverage study" in prose
+    for simulated in ("The file is simulated", "The true $m$ of the simulation", "at the values that generated the file",
+                      "On this file the true $m$"):
+        assert simulated not in prose, simulated
     assert r["region"] in set(r["music"]["region"].astype(str))
-    assert ("narrower" in str(r["design_sentence"])) == (r["design_ratio"] >= 1)
+    assert ("times narrower than the cluster-robust one" in prose) == (r["design_ratio"] >= 1)
+    assert ("times wider than the cluster-robust one" in prose) == (r["design_ratio"] < 1)
     narrowest = r["real"].loc[r["real"]["width"].idxmin(), "interval"] == "Binomial (Wald), plays independent"
-    assert ("is the narrowest of all" in str(r["narrowest_note"])) == narrowest
+    assert ("wide, the narrowest of all." in prose) == narrowest
+    assert "n/a" not in prose and "{python}" not in prose
     assert 0 <= r["lo_axis"] <= r["coverage"].query("method != 'naive'")["band_lower"].min()
 
 
