@@ -93,6 +93,15 @@ def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
                   f"{'fit passes' if len(failed) == 1 else 'fits pass'}.")
 
 
+def period(fits: Mapping, what: str = "these estimates") -> Inline:
+    """A sentence's full stop, then :func:`unreliable`'s warning when a fit failed.
+
+    Written at the end of a sentence in place of its full stop, so the inline value is never
+    empty: ``...a correlation of 0.998`{python} period(fits, "these comparisons")```.
+    """
+    return Inline("." + unreliable(fits, what))
+
+
 def ppc_verdict(pvalues: pd.Series, model: str = "the model", against: str = "posterior predictive distribution",
                 reproduces: str = "what it was fitted to", low: float = 0.025, high: float = 0.975) -> Inline:
     """A predictive check's verdict, written either way: how many statistics fall in the outer tails.

@@ -39,3 +39,12 @@ def test_unreliable_agrees_with_its_subject():
     assert "These estimates are not reliable here: the fit and the other fit fail" in many
     assert "read them as rough until the fits pass." in many
     assert str(unreliable({"the fit": _Fit(True)})) == ""
+
+
+def test_period_is_never_empty():
+    """period() is the sentence's full stop when every fit passes, and the full stop then the warning when one fails."""
+    from hbm.book.prose.common import period
+
+    assert str(period({"the fit": _Fit(True)})) == "."
+    bad = str(period({"the fit": _Fit(False, ["4 divergent transitions"])}, "these estimates"))
+    assert bad.startswith(". These estimates are not reliable here: the fit fails")
