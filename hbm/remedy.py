@@ -168,7 +168,8 @@ class Remedied:
 
 
 #: How a parameterization's name reads in a sentence.
-_PARAMETERIZATION_WORDS = {"centered": "centred", "noncentered": "non-centred", "non-centered": "non-centred"}
+_PARAMETERIZATION_WORDS = {"centered": "centred", "noncentered": "non-centred", "non-centered": "non-centred",
+                           "marginal": "integrated-out"}
 
 
 def _words(parameterization: str) -> str:

@@ -122,6 +122,15 @@ def test_a_centred_fit_that_diverges_is_switched_to_the_other_parameterization()
     assert result.reliable and result.settings.parameterization == "noncentered"
 
 
+def test_an_integrated_out_parameterization_reads_in_words():
+    """A parameterization named "marginal" (a level integrated out) reads "integrated-out" in the sentence."""
+    fake = Recorder(lambda draws, parameterization, **_: _tree(_good(draws), 2 if parameterization == "centered" else 0))
+    result = remedy.fit_with_remedies(fake, parameterizations=("centered", "marginal"))
+    assert result.attempts[1].change == (
+        "switched from the centred to the integrated-out parameterization because the centred fit "
+        "had 2 divergent transitions")
+
+
 def test_divergences_left_after_switching_raise_target_accept_step_by_step():
     """Divergences in every parameterization: target_accept rises 0.8 -> 0.9 -> 0.95, one step per refit."""
     fake = Recorder(lambda draws, target_accept, **_: _tree(_good(draws), 0 if target_accept >= 0.95 else 1))
