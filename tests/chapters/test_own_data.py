@@ -102,14 +102,10 @@ def test_prose_reads_as_written_by_hand_on_readers_data(runs, chapter, name):
 UNRELIABLE = ("not reliable here", "failed its sampler diagnostics")
 
 
-#: Known, open (issue #23): on the real data, fits that still fail after the remedy policy, or
-#: that no remedy policy repairs yet. The pages say so; the test keeps the gap in view.
-REAL_DATA_OPEN = {
-    "chapters/partial-pooling.qmd": "the prior-sensitivity fit under Gamma(2, rate 0.02) still fails "
-                                    "after the remedy policy on radon (E-BFMI 0.22, R-hat 1.024)",
-    "chapters/creators.qmd": "the creators' Bambi and PyMC fits diverge on the BCG trials (341 and 53 "
-                             "divergent transitions) and do not go through the remedy policy yet",
-}
+#: Real-data fits that still fail after the remedy policy, as known gaps (none now: on radon the
+#: policy switches partial pooling's wide-prior sensitivity fit to its integrated-out
+#: parameterization, and on the BCG trials both creator fits to non-centred genre means).
+REAL_DATA_OPEN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("chapter", [

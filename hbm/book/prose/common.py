@@ -83,7 +83,7 @@ def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
     failed = _failed(fits)
     if not failed:
         return Inline("")
-    names = failed[0] if len(failed) == 1 else ", ".join(failed[:-1]) + " and " + failed[-1]
+    names = and_list(failed)
     verb = "fails" if len(failed) == 1 else "fail"
     reasons = "; ".join(f"{name}: {'; '.join(fits[name].failures)}" if len(failed) > 1
                         else "; ".join(fits[name].failures) for name in failed)
@@ -91,6 +91,14 @@ def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
     return Inline(f" {what[0].upper() + what[1:]} {'is' if one else 'are'} not reliable here: {names} {verb} the "
                   f"sampler diagnostics ({reasons}), so read {'it' if one else 'them'} as rough until the "
                   f"{'fit passes' if len(failed) == 1 else 'fits pass'}.")
+
+
+def and_list(items: Sequence[str], empty: str = "n/a") -> Inline:
+    """Names as prose: ``"A"``, ``"A and B"``, ``"A, B and C"``; ``empty`` when there are none."""
+    items = [str(item) for item in items]
+    if not items:
+        return Inline(empty)
+    return Inline(items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1])
 
 
 def period(fits: Mapping, what: str = "these estimates") -> Inline:

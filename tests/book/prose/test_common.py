@@ -48,3 +48,13 @@ def test_period_is_never_empty():
     assert str(period({"the fit": _Fit(True)})) == "."
     bad = str(period({"the fit": _Fit(False, ["4 divergent transitions"])}, "these estimates"))
     assert bad.startswith(". These estimates are not reliable here: the fit fails")
+
+
+@pytest.mark.parametrize("items, text", [
+    ([], "n/a"), (["A"], "A"), (["A", "B"], "A and B"), (["A", "B", "C"], "A, B and C"),
+])
+def test_and_list(items, text):
+    """Names read "A", "A and B", "A, B and C"; none reads n/a."""
+    from hbm.book.prose.common import and_list
+
+    assert str(and_list(items)) == text
