@@ -265,8 +265,9 @@ def flags(**values: bool) -> None:
         :::
 
     A block holds prose only (no code cell). Inline values in a dropped block are still
-    evaluated, so they must not fail when the case does not hold (a missing value prints :data:`NA`). ``booktools.execute.shown_prose`` drops
-    the same blocks, so tests read what the page shows.
+    evaluated, so they must not fail when the case does not hold (a missing value prints
+    :data:`NA`). ``booktools.execute.shown_prose`` drops the same blocks, so tests read what
+    the page shows.
     """
     for name in values:
         if not _FLAG_NAME.match(name):

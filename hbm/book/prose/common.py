@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hbm.book.common import Inline, count, fmt, pct
+from hbm.book.common import NA, Inline, count, fmt, pct
 
 
 def k_of_n(k: int, n: int, noun: str, nouns: str | None = None) -> Inline:
@@ -93,7 +93,7 @@ def unreliable(fits: Mapping, what: str = "these estimates") -> Inline:
                   f"{'fit passes' if len(failed) == 1 else 'fits pass'}.")
 
 
-def and_list(items: Sequence[str], empty: str = "n/a") -> Inline:
+def and_list(items: Sequence[str], empty: str = NA) -> Inline:
     """Names as prose: ``"A"``, ``"A and B"``, ``"A, B and C"``; ``empty`` when there are none."""
     items = [str(item) for item in items]
     if not items:
